@@ -1,0 +1,93 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from crossdock import __version__
+from crossdock.api import problems
+from crossdock.api.middleware import EdgeMiddleware
+from crossdock.api.routers import admin, catalog, inventory, orders, reservations
+from crossdock.api.writes import json_response
+from crossdock.config import Settings
+from crossdock.connectors.postal import locate
+from crossdock.services.holds import expire_holds
+from crossdock.store.database import Database, open_database
+from crossdock.store.migrate import upgrade
+
+log = structlog.get_logger()
+
+DESCRIPTION = """\
+Crossdock keeps one ledger of every unit at every node, takes orders in from every channel
+idempotently, holds stock for checkouts and never oversells.
+
+Errors are RFC 9457 `application/problem+json` with a stable `type` URI per kind. Every POST takes
+an `Idempotency-Key`; every response carries a `Request-Id`.
+"""
+
+
+async def _sweep_holds(db: Database, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            while await asyncio.wrap_future(db.submit(expire_holds)):
+                pass  # a full batch: there may be more
+        except Exception:
+            log.exception("hold sweep failed")
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = app.state.db is None
+        if own:
+            upgrade(settings.database_url)
+            app.state.db = open_database(settings.database_url, writers=settings.pg_writers)
+        locate("00000", "US")  # loads the ZIP table now, not on the first order
+        sweeper = asyncio.create_task(_sweep_holds(app.state.db, settings.hold_sweep_seconds))
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            if own:
+                app.state.db.close()
+
+    app = FastAPI(
+        title="Crossdock",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "orders", "description": "Orders from channels"},
+            {"name": "reservations", "description": "Checkout holds"},
+            {"name": "inventory", "description": "Positions, sellable quantities, adjustments"},
+            {"name": "catalog", "description": "SKUs, nodes, channels"},
+            {"name": "admin", "description": "Operations"},
+        ],
+    )
+    app.state.db = db
+    app.state.settings = settings
+    problems.install(app)
+    for module in (orders, reservations, inventory, catalog, admin):
+        app.include_router(module.router)
+
+    @app.get("/healthz", tags=["admin"])
+    async def healthz() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.get("/readyz", tags=["admin"])
+    async def readyz(request: Request) -> Response:
+        database: Database = request.app.state.db
+        await asyncio.to_thread(database.read, lambda uow: uow.catalog())
+        return json_response({"status": "ready", "database": database.dialect})
+
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

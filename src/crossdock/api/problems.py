@@ -1,0 +1,105 @@
+"""RFC 9457 problem details: one stable `type` URI per kind of error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from crossdock.domain.errors import DomainError
+
+TYPE_BASE = "https://crossdock.dev/problems/"
+MEDIA_TYPE = "application/problem+json"
+
+# kind -> (HTTP status, title)
+KINDS: dict[str, tuple[int, str]] = {
+    "invalid-request": (422, "The request is not valid"),
+    "validation-error": (422, "The request body does not match the schema"),
+    "malformed-json": (400, "The request body is not valid JSON"),
+    "unknown-reference": (422, "The request names something that does not exist"),
+    "not-found": (404, "Not found"),
+    "insufficient-stock": (409, "Not enough stock"),
+    "invalid-state": (409, "The object's state does not allow this"),
+    "compare-failed": (409, "The stock count differs from the expected quantity"),
+    "idempotency-key-reused": (422, "The Idempotency-Key was used with another request"),
+    "conflict": (409, "A concurrent change won; retry"),
+    "payload-too-large": (413, "The request body is too large"),
+    "method-not-allowed": (405, "Method not allowed"),
+    "unsupported-media-type": (415, "Send application/json"),
+    "internal-error": (500, "Internal error"),
+}
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object."""
+
+    type: str = Field(examples=[TYPE_BASE + "insufficient-stock"])
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = Field(None, description="Field errors, for validation problems")
+
+
+def problem_response(kind: str, detail: str, instance: str | None = None, **extra: Any) -> Response:
+    status, title = KINDS[kind]
+    body: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail}
+    if instance:
+        body["instance"] = instance
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE)
+
+
+def responses(*kinds: str, ok: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the successes (`ok`) and problems an operation can answer with."""
+    out: dict[int | str, dict[str, Any]] = dict(ok or {})
+    for kind in ("validation-error", *kinds):
+        status, title = KINDS[kind]
+        entry = out.setdefault(status, {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": ""})
+        entry["description"] = "; ".join(filter(None, [entry["description"], f"`{kind}`: {title}"]))
+    return out
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> Response:
+        kind = exc.kind if exc.kind in KINDS else "invalid-request"
+        return problem_response(kind, exc.detail, request.url.path, **_jsonable(exc.extra))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        if any(e["type"] == "json_invalid" for e in errors):
+            return problem_response("malformed-json", "the body could not be parsed as JSON", request.url.path)
+        where = ".".join(str(p) for p in errors[0]["location"]) if errors else "body"
+        detail = f"{where}: {errors[0]['message']}" if errors else "invalid request"
+        return problem_response("validation-error", detail, request.url.path, errors=errors)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        kind = {
+            404: "not-found",
+            405: "method-not-allowed",
+            413: "payload-too-large",
+            415: "unsupported-media-type",
+        }
+        return problem_response(kind.get(exc.status_code, "invalid-request"), str(exc.detail), request.url.path)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> Response:
+        import structlog
+
+        structlog.get_logger().exception("unhandled error", path=request.url.path)
+        return problem_response("internal-error", "the server failed; the request may be retried", request.url.path)
+
+
+def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in extra.items() if isinstance(v, (str, int, float, bool, list, dict))}

@@ -1,0 +1,129 @@
+"""SKUs, nodes and channels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Path, Request
+from starlette.responses import Response
+
+from crossdock.api.problems import responses
+from crossdock.api.schemas import ChannelIn, Id, NodeIn, SkuIn
+from crossdock.api.writes import json_response, read, write
+from crossdock.connectors.postal import locate
+from crossdock.domain.catalog import Buffer, Channel, ChannelType, Node, NodeType, Sku
+from crossdock.domain.errors import InvalidRequest, NotFound
+from crossdock.services import catalog
+from crossdock.services.ports import UnitOfWork
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+
+
+@router.put("/skus/{sku}", status_code=200, responses=responses(ok={201: {"description": "Created"}}))
+async def put_sku(request: Request, body: SkuIn, sku: Id = Path()) -> Response:
+    """Creates or replaces a SKU."""
+    item = Sku(sku, body.name, body.weight_grams)
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        created = catalog.put_sku(uow, item)
+        return (201 if created else 200), {"sku": sku, "name": body.name, "weight_grams": body.weight_grams}
+
+    return await write(request, body, job)
+
+
+@router.get("/skus/{sku}", responses=responses("not-found"))
+async def get_sku(request: Request, sku: str) -> Response:
+    found = await read(request, lambda uow: uow.get_sku(sku))
+    if found is None:
+        raise NotFound(f"no SKU {sku}")
+    return json_response({"sku": found.sku, "name": found.name, "weight_grams": found.weight_grams})
+
+
+@router.put("/nodes/{node_id}", responses=responses(ok={201: {"description": "Created"}}))
+async def put_node(request: Request, body: NodeIn, node_id: Id = Path()) -> Response:
+    """Creates or replaces a node. Without lat/lon, a US ZIP code is located from bundled ZIP data."""
+    if body.lat is None or body.lon is None:
+        where = locate(body.postal_code, body.country)
+        if where is None:
+            raise InvalidRequest(f"give lat and lon: postal code {body.postal_code} in {body.country} is not known")
+        lat, lon = where
+    else:
+        lat, lon = float(body.lat), float(body.lon)
+    node = Node(
+        node_id,
+        NodeType(body.type),
+        body.name,
+        body.postal_code,
+        body.country.upper(),
+        lat,
+        lon,
+        body.capacity_per_day,
+        float(body.handling_cost),
+    )
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        created = catalog.put_node(uow, node)
+        return (201 if created else 200), node_view(node)
+
+    return await write(request, body, job)
+
+
+@router.get("/nodes")
+async def list_nodes(request: Request) -> Response:
+    cat = await read(request, lambda uow: uow.catalog())
+    return json_response({"nodes": [node_view(n) for n in sorted(cat.nodes.values(), key=lambda n: n.node_id)]})
+
+
+@router.put("/channels/{channel_id}", responses=responses("unknown-reference", ok={201: {"description": "Created"}}))
+async def put_channel(request: Request, body: ChannelIn, channel_id: Id = Path()) -> Response:
+    """Creates or replaces a channel: its nodes in priority order and its buffer."""
+    if len(set(body.node_ids)) != len(body.node_ids):
+        raise InvalidRequest("node_ids lists a node twice")
+    channel = Channel(
+        channel_id,
+        ChannelType(body.type),
+        body.name,
+        tuple(body.node_ids),
+        Buffer(body.buffer.units, float(body.buffer.percent)),
+        body.config,
+    )
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        created = catalog.put_channel(uow, channel)
+        return (201 if created else 200), channel_view(channel)
+
+    return await write(request, body, job)
+
+
+@router.get("/channels")
+async def list_channels(request: Request) -> Response:
+    cat = await read(request, lambda uow: uow.catalog())
+    return json_response(
+        {"channels": [channel_view(c) for c in sorted(cat.channels.values(), key=lambda c: c.channel_id)]}
+    )
+
+
+def node_view(n: Node) -> dict[str, Any]:
+    return {
+        "node_id": n.node_id,
+        "type": str(n.type),
+        "name": n.name,
+        "postal_code": n.postal_code,
+        "country": n.country,
+        "lat": n.lat,
+        "lon": n.lon,
+        "capacity_per_day": n.capacity_per_day,
+        "handling_cost": n.handling_cost,
+    }
+
+
+def channel_view(c: Channel) -> dict[str, Any]:
+    # Connector secrets stay inside: only the names of configured keys are shown.
+    return {
+        "channel_id": c.channel_id,
+        "type": str(c.type),
+        "name": c.name,
+        "node_ids": list(c.node_ids),
+        "buffer": {"units": c.buffer.units, "percent": c.buffer.percent},
+        "config_keys": sorted(c.config),
+    }

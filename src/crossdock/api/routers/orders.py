@@ -1,0 +1,121 @@
+"""Orders from channels: take in, read, cancel, ship."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from crossdock.api.problems import responses
+from crossdock.api.schemas import CancelIn, OrderIn, OrderOut, ShipmentIn, ShipToIn
+from crossdock.api.writes import json_response, read, write
+from crossdock.connectors.postal import locate
+from crossdock.domain.order import Order, ShipTo
+from crossdock.services import queries
+from crossdock.services.orders import NewOrder, allocations_view, cancel_order, ingest_order, ship_order
+from crossdock.services.ports import UnitOfWork
+
+router = APIRouter(prefix="/v1", tags=["orders"])
+
+
+def ship_to(body: ShipToIn) -> ShipTo:
+    lat, lon = (float(body.lat), float(body.lon)) if body.lat is not None and body.lon is not None else (None, None)
+    if lat is None and (where := locate(body.postal_code, body.country)):
+        lat, lon = where
+    return ShipTo(body.postal_code, body.country.upper(), lat, lon)
+
+
+def order_out(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "channel_id": order.channel_id,
+        "external_id": order.external_id,
+        "status": str(order.status),
+        "lines": [
+            {
+                "sku": ln.sku,
+                "quantity": ln.quantity,
+                "allocated": ln.allocated,
+                "shipped": ln.shipped,
+                "cancelled": ln.cancelled,
+                "backordered": ln.open,
+            }
+            for ln in order.lines
+        ],
+        "allocations": allocations_view(order),
+    }
+
+
+@router.post(
+    "/orders",
+    status_code=201,
+    responses=responses(
+        "unknown-reference",
+        "invalid-request",
+        "idempotency-key-reused",
+        ok={
+            201: {"model": OrderOut, "description": "Taken in"},
+            200: {"model": OrderOut, "description": "Already taken in: the same channel and external id"},
+        },
+    ),
+)
+async def post_order(request: Request, body: OrderIn) -> Response:
+    """Takes an order in from a channel and allocates it; what cannot be allocated now is backordered
+    and allocated first-in-first-out when stock arrives. Idempotent on (channel_id, external_id)."""
+    cmd = NewOrder(
+        body.channel_id,
+        body.external_id,
+        [(ln.sku, ln.quantity) for ln in body.lines],
+        ship_to(body.ship_to),
+        body.deliver_by,
+    )
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        order, created = ingest_order(uow, cmd)
+        return (201 if created else 200), order_out(order)
+
+    return await write(request, body, job)
+
+
+@router.get("/orders/{order_id}", responses=responses("not-found", ok={200: {"model": OrderOut}}))
+async def get_order(request: Request, order_id: str) -> Response:
+    """The order with its allocations and history."""
+    return json_response(await read(request, lambda uow: queries.order_view(uow, order_id)))
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    responses=responses("not-found", "invalid-state", "idempotency-key-reused", ok={200: {"model": OrderOut}}),
+)
+async def post_cancel(request: Request, order_id: str, body: CancelIn | None = None) -> Response:
+    """Cancels what is not shipped and releases what it held (backorders waiting for it get it)."""
+    reason = body.reason if body else ""
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        return 200, order_out(cancel_order(uow, order_id, reason))
+
+    return await write(request, body, job)
+
+
+@router.post(
+    "/orders/{order_id}/shipments",
+    status_code=201,
+    responses=responses(
+        "not-found",
+        "invalid-state",
+        "invalid-request",
+        "unknown-reference",
+        "idempotency-key-reused",
+        ok={201: {"model": OrderOut}},
+    ),
+)
+async def post_shipment(request: Request, order_id: str, body: ShipmentIn) -> Response:
+    """Confirms a shipment: its units leave on hand and the allocation."""
+    lines = [(ln.sku, ln.quantity) for ln in body.lines]
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        order = ship_order(uow, order_id, body.node_id, lines, body.carrier, body.tracking_number)
+        return 201, order_out(order)
+
+    return await write(request, body, job)

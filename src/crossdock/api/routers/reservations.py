@@ -1,0 +1,78 @@
+"""Checkout holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from crossdock.api.problems import responses
+from crossdock.api.routers.orders import order_out, ship_to
+from crossdock.api.schemas import CommitIn, OrderOut, ReservationIn, ReservationOut
+from crossdock.api.writes import json_response, read, write
+from crossdock.services import queries
+from crossdock.services.holds import commit_hold, create_hold, hold_view, release_hold
+from crossdock.services.ports import UnitOfWork
+
+router = APIRouter(prefix="/v1", tags=["reservations"])
+
+
+@router.post(
+    "/reservations",
+    status_code=201,
+    responses=responses(
+        "insufficient-stock",
+        "unknown-reference",
+        "idempotency-key-reused",
+        ok={201: {"model": ReservationOut}},
+    ),
+)
+async def post_reservation(request: Request, body: ReservationIn) -> Response:
+    """Holds stock for a storefront checkout until `expires_at`: every line or nothing (409)."""
+    lines = [(ln.sku, ln.quantity) for ln in body.lines]
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        return 201, hold_view(create_hold(uow, body.channel_id, lines, body.ttl_seconds))
+
+    return await write(request, body, job)
+
+
+@router.get("/reservations/{reservation_id}", responses=responses("not-found", ok={200: {"model": ReservationOut}}))
+async def get_reservation(request: Request, reservation_id: str) -> Response:
+    return json_response(await read(request, lambda uow: queries.reservation_view(uow, reservation_id)))
+
+
+@router.post(
+    "/reservations/{reservation_id}/commit",
+    status_code=201,
+    responses=responses(
+        "not-found",
+        "invalid-state",
+        "invalid-request",
+        "idempotency-key-reused",
+        ok={201: {"model": OrderOut}, 200: {"model": OrderOut, "description": "Already committed"}},
+    ),
+)
+async def post_commit(request: Request, reservation_id: str, body: CommitIn) -> Response:
+    """Turns the hold into an order; the held units become its allocation."""
+    dest = ship_to(body.ship_to)
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        order, created = commit_hold(uow, reservation_id, body.external_id, dest, body.deliver_by)
+        return (201 if created else 200), order_out(order)
+
+    return await write(request, body, job)
+
+
+@router.post(
+    "/reservations/{reservation_id}/release",
+    responses=responses("not-found", "invalid-state", "idempotency-key-reused", ok={200: {"model": ReservationOut}}),
+)
+async def post_release(request: Request, reservation_id: str) -> Response:
+    """The checkout was abandoned: gives the held stock back now rather than at expiry."""
+
+    def job(uow: UnitOfWork) -> tuple[int, Any]:
+        return 200, hold_view(release_hold(uow, reservation_id))
+
+    return await write(request, None, job)

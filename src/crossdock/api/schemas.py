@@ -1,0 +1,217 @@
+"""Request and response bodies. Strict: numbers are not parsed from strings, unknown fields refused."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
+
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+Quantity = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
+Count = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
+Number = StrictFloat | StrictInt
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NodeIn(Strict):
+    type: Literal["warehouse", "store", "3pl"]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
+    country: Annotated[str, Field(min_length=2, max_length=2, description="ISO 3166-1 alpha-2")]
+    lat: Annotated[Number, Field(ge=-90, le=90)] | None = Field(None, description="Looked up from a US ZIP if absent")
+    lon: Annotated[Number, Field(ge=-180, le=180)] | None = None
+    capacity_per_day: Count = Field(0, description="Orders per day; 0 means unlimited")
+    handling_cost: Annotated[Number, Field(ge=0)] = 0.0
+
+
+class BufferIn(Strict):
+    units: Count = 0
+    percent: Annotated[Number, Field(ge=0, le=100)] = 0
+
+
+class ChannelIn(Strict):
+    type: Literal["shopify", "amazon", "woocommerce", "bigcommerce", "square", "meta", "custom"]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    node_ids: Annotated[list[Id], Field(max_length=500, description="Nodes that serve this channel, by priority")]
+    buffer: BufferIn = Field(default_factory=BufferIn)
+    config: dict[str, Any] = Field(default_factory=dict, description="Connector settings (see CONTRACT.md)")
+
+
+class SkuIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=500)]
+    weight_grams: Count = 0
+
+
+class AdjustmentIn(Strict):
+    """One stock change: a delta or an absolute count, optionally compare-and-set."""
+
+    sku: Id
+    node_id: Id
+    quantity_name: Literal["on_hand", "safety_stock", "damaged", "inbound"] = Field(
+        "on_hand", description="Which bucket of the position changes"
+    )
+    delta: Annotated[StrictInt, Field(ge=-1_000_000_000, le=1_000_000_000)] | None = None
+    set_on_hand: Count | None = Field(None, description="An absolute count of on hand (e.g. a cycle count)")
+    set_quantity: Count | None = Field(None, description="An absolute count of the bucket named by quantity_name")
+    compare_quantity: Count | None = Field(
+        None, description="Compare-and-set: apply only if the bucket still holds exactly this quantity"
+    )
+    reason: Literal["receipt", "cycle_count", "damage", "return", "correction"]
+    reference: Annotated[str, Field(max_length=200)] = ""
+
+    @model_validator(mode="after")
+    def one_change(self) -> AdjustmentIn:
+        if [self.delta, self.set_on_hand, self.set_quantity].count(None) != 2:
+            raise ValueError("give exactly one of delta, set_on_hand or set_quantity")
+        if self.set_on_hand is not None and self.quantity_name != "on_hand":
+            raise ValueError("set_on_hand sets on_hand; use set_quantity for other quantities")
+        if self.delta == 0:
+            raise ValueError("delta must not be 0")
+        return self
+
+
+class AdjustmentsIn(Strict):
+    adjustments: Annotated[list[AdjustmentIn], Field(min_length=1, max_length=1000)]
+
+
+class LineIn(Strict):
+    sku: Id
+    quantity: Quantity
+
+
+Lines = Annotated[list[LineIn], Field(min_length=1, max_length=500)]
+
+
+class ShipToIn(Strict):
+    postal_code: Annotated[str, Field(min_length=1, max_length=20)]
+    country: Annotated[str, Field(min_length=2, max_length=2)]
+    lat: Annotated[Number, Field(ge=-90, le=90)] | None = None
+    lon: Annotated[Number, Field(ge=-180, le=180)] | None = None
+
+
+def _unique_skus(lines: list[LineIn]) -> None:
+    seen: set[str] = set()
+    for ln in lines:
+        if ln.sku in seen:
+            raise ValueError(f"SKU {ln.sku} appears twice; give one line per SKU")
+        seen.add(ln.sku)
+
+
+class OrderIn(Strict):
+    channel_id: Id
+    external_id: Annotated[str, Field(min_length=1, max_length=128)]
+    lines: Lines
+    ship_to: ShipToIn
+    deliver_by: AwareDatetime | None = None
+
+    @model_validator(mode="after")
+    def unique_skus(self) -> OrderIn:
+        _unique_skus(self.lines)
+        return self
+
+
+class ShipmentIn(Strict):
+    node_id: Id
+    lines: Lines
+    carrier: Annotated[str, Field(min_length=1, max_length=100)]
+    tracking_number: Annotated[str, Field(min_length=1, max_length=100)]
+
+    @model_validator(mode="after")
+    def unique_skus(self) -> ShipmentIn:
+        _unique_skus(self.lines)
+        return self
+
+
+class CancelIn(Strict):
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class ReservationIn(Strict):
+    channel_id: Id
+    lines: Lines
+    ttl_seconds: Annotated[StrictInt, Field(gt=0, le=7 * 24 * 3600)] = 900
+
+    @model_validator(mode="after")
+    def unique_skus(self) -> ReservationIn:
+        _unique_skus(self.lines)
+        return self
+
+
+class CommitIn(Strict):
+    external_id: Annotated[str, Field(min_length=1, max_length=128)]
+    ship_to: ShipToIn
+    deliver_by: datetime | None = None
+
+
+# -- responses (documented; handlers answer with pre-serialised JSON) ------------------------------
+
+
+class LineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class AllocationOut(BaseModel):
+    node_id: str
+    lines: list[LineOut]
+    carrier: str | None = None
+    service: str | None = None
+    cost: float | None = None
+
+
+class OrderOut(BaseModel):
+    order_id: str
+    channel_id: str
+    external_id: str
+    status: Literal[
+        "received",
+        "allocated",
+        "backordered",
+        "partially_allocated",
+        "cancelled",
+        "shipped",
+        "partially_shipped",
+    ]
+    lines: list[dict[str, Any]]
+    allocations: list[AllocationOut]
+    history: list[dict[str, Any]] = []
+
+
+class NodePositionOut(BaseModel):
+    node_id: str
+    on_hand: int
+    reserved: int
+    safety_stock: int
+    damaged: int
+    inbound: int
+    available: int
+
+
+class ChannelAtsOut(BaseModel):
+    channel_id: str
+    available_to_sell: int
+
+
+class InventoryOut(BaseModel):
+    sku: str
+    nodes: list[NodePositionOut]
+    channels: list[ChannelAtsOut]
+
+
+class ReservationOut(BaseModel):
+    reservation_id: str
+    channel_id: str
+    status: Literal["active", "committed", "released", "expired"]
+    expires_at: str
+    order_id: str | None
+    lines: list[dict[str, Any]]
+
+
+class ChannelInventoryOut(BaseModel):
+    channel_id: str
+    items: list[ChannelAtsOut | dict[str, Any]]
+    next: str | None = Field(None, description="Pass as `after` for the next page")

@@ -1,0 +1,58 @@
+"""Every write runs as one job on the database's write path, with Idempotency-Key handled inside
+the same transaction: the stored response is replayed, a reuse with another body is refused."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from fastapi import Request
+from pydantic import BaseModel
+from starlette.responses import Response
+
+from crossdock.domain.errors import IdempotencyMismatch, InvalidRequest
+from crossdock.services.ports import StoredResponse, UnitOfWork
+from crossdock.store.database import Database
+
+Outcome = tuple[int, Any]  # (HTTP status, JSON body)
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
+
+
+def database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+async def read(request: Request, job: Callable[[UnitOfWork], Any]) -> Any:
+    db = database(request)
+    return await asyncio.to_thread(db.read, job)
+
+
+async def write(request: Request, body: BaseModel | None, job: Callable[[UnitOfWork], Outcome]) -> Response:
+    key = request.headers.get("idempotency-key")
+    if key is not None and not 0 < len(key) <= 255:
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+    scope = f"{request.method} {request.url.path}"
+    canonical = orjson.dumps(body.model_dump(mode="json") if body else None, option=orjson.OPT_SORT_KEYS)
+    digest = hashlib.sha256(canonical).hexdigest()
+
+    def run(uow: UnitOfWork) -> tuple[int, Any, bool]:
+        if key is not None:
+            stored = uow.get_response(scope, key)
+            if stored is not None:
+                if stored.request_hash != digest:
+                    raise IdempotencyMismatch(f"Idempotency-Key {key!r} was already used with another request")
+                return stored.status_code, stored.body, True
+        status, out = job(uow)
+        if key is not None:
+            uow.save_response(scope, key, StoredResponse(digest, status, out))
+        return status, out, False
+
+    status, out, replayed = await asyncio.wrap_future(database(request).submit(run))
+    return json_response(out, status, {"Idempotent-Replayed": "true"} if replayed else None)

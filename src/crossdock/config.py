@@ -1,0 +1,19 @@
+"""Settings from `CROSSDOCK_*` environment variables."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROSSDOCK_", extra="ignore")
+
+    database_url: str = "sqlite:///./crossdock.db"
+    nats_url: str | None = None
+    webhook_allow_private: str = ""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    max_body_bytes: int = 1_048_576
+    hold_sweep_seconds: float = 1.0
+    pg_writers: int = 8
+    log_format: str = "auto"  # "json", "console" or "auto" (console on a terminal)

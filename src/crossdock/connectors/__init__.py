@@ -1,0 +1,1 @@
+"""Adapters at the edges: channels, nodes, carriers, feeds and reference data."""

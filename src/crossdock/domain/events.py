@@ -1,0 +1,27 @@
+"""Event types: what changed, named `crossdock.<aggregate>.<what>.v1`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+POSITION_CHANGED = "crossdock.inventory.position_changed.v1"
+ATS_CHANGED = "crossdock.inventory.ats_changed.v1"
+ORDER_RECEIVED = "crossdock.order.received.v1"
+ORDER_ALLOCATED = "crossdock.order.allocated.v1"
+ORDER_BACKORDERED = "crossdock.order.backordered.v1"
+ORDER_CANCELLED = "crossdock.order.cancelled.v1"
+ORDER_SHIPPED = "crossdock.order.shipped.v1"
+RESERVATION_CREATED = "crossdock.reservation.created.v1"
+RESERVATION_RELEASED = "crossdock.reservation.released.v1"
+RESERVATION_EXPIRED = "crossdock.reservation.expired.v1"
+RESERVATION_COMMITTED = "crossdock.reservation.committed.v1"
+TRANSFER_RECOMMENDED = "crossdock.transfer.recommended.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    type: str
+    aggregatetype: str  # "inventory" (subject = SKU), "order", "reservation"
+    aggregateid: str
+    data: dict[str, Any]

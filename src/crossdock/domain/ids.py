@@ -1,0 +1,35 @@
+"""Time-ordered identifiers (UUIDv7, RFC 9562): sortable, unique across processes.
+
+Within one process ids are strictly increasing (a counter fills the sub-millisecond bits), so the
+order of ids is the order of arrival: backorders are served first-in-first-out by id.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+
+_lock = threading.Lock()
+_last = (0, 0)  # (milliseconds, counter)
+
+
+def uuid7() -> uuid.UUID:
+    global _last
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        last_ms, counter = _last
+        if ms <= last_ms:
+            ms, counter = last_ms, counter + 1
+            if counter > 0xFFF:
+                ms, counter = ms + 1, 0
+        else:
+            counter = 0
+        _last = (ms, counter)
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    return uuid.UUID(int=(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand)
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid7().hex}"

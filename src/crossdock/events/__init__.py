@@ -1,0 +1,1 @@
+"""Events out: the CloudEvents envelope (the relay and sinks build on it)."""

@@ -1,0 +1,224 @@
+"""Orders: take them in, allocate them, fill backorders first-in-first-out, cancel, ship."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from crossdock.domain import events as ev
+from crossdock.domain.allocation import AllocationRequest, Allocator, Pick, nearest_first
+from crossdock.domain.catalog import Channel
+from crossdock.domain.errors import InvalidRequest, NotFound, UnknownReference
+from crossdock.domain.events import DomainEvent
+from crossdock.domain.ids import new_id
+from crossdock.domain.order import Order, OrderLine, OrderStatus, ShipTo, validate_lines
+from crossdock.domain.position import Reason, hold, release, ship
+from crossdock.services.ledger import Ledger
+from crossdock.services.ports import UnitOfWork
+
+BACKORDER_BATCH = 200  # orders looked at per pass when stock frees up
+
+
+@dataclass(frozen=True, slots=True)
+class NewOrder:
+    channel_id: str
+    external_id: str
+    lines: Sequence[tuple[str, int]]
+    ship_to: ShipTo
+    deliver_by: datetime | None = None
+
+
+def channel_of(ledger: Ledger, channel_id: str) -> Channel:
+    channel = ledger.catalog.channels.get(channel_id)
+    if channel is None:
+        raise UnknownReference(f"unknown channel {channel_id}", channel_id=channel_id)
+    return channel
+
+
+def emit(uow: UnitOfWork, order: Order, type_: str, data: dict[str, Any] | None = None) -> None:
+    """Writes an order event; the caller saves the order afterwards (it carries the sequence)."""
+    order.seq += 1
+    uow.add_events([(DomainEvent(type_, "order", order.order_id, order_summary(order) | (data or {})), order.seq)])
+
+
+def order_summary(order: Order) -> dict[str, Any]:
+    return {
+        "order_id": order.order_id,
+        "channel_id": order.channel_id,
+        "external_id": order.external_id,
+        "status": str(order.status),
+        "lines": [
+            {
+                "sku": ln.sku,
+                "quantity": ln.quantity,
+                "allocated": ln.allocated,
+                "shipped": ln.shipped,
+                "backordered": ln.open,
+            }
+            for ln in order.lines
+        ],
+        "allocations": allocations_view(order),
+    }
+
+
+def allocations_view(order: Order) -> list[dict[str, Any]]:
+    out = []
+    for node_id, allocs in order.allocations_by_node().items():
+        lines = [
+            {"sku": a.sku, "quantity": a.quantity, "shipped": a.shipped} for a in allocs if a.quantity or a.shipped
+        ]
+        if lines:
+            first = allocs[0]
+            out.append(
+                {
+                    "node_id": node_id,
+                    "lines": lines,
+                    "carrier": first.carrier,
+                    "service": first.service,
+                    "cost": first.cost,
+                }
+            )
+    return out
+
+
+def ingest_order(uow: UnitOfWork, cmd: NewOrder, allocator: Allocator = nearest_first) -> tuple[Order, bool]:
+    """Takes an order in once per (channel, external id); returns it and whether it is new."""
+    validate_lines(list(cmd.lines))
+    ledger = Ledger(uow)
+    channel = channel_of(ledger, cmd.channel_id)
+    existing = uow.find_order_id(cmd.channel_id, cmd.external_id)
+    if existing is not None:
+        order = uow.get_order(existing)
+        assert order is not None
+        return order, False
+    ledger.lock(sku for sku, _ in cmd.lines)
+    order = Order(
+        order_id=new_id("ord"),
+        channel_id=cmd.channel_id,
+        external_id=cmd.external_id,
+        lines=[OrderLine(i + 1, sku, qty) for i, (sku, qty) in enumerate(cmd.lines)],
+        ship_to=cmd.ship_to,
+        created_at=uow.now,
+        deliver_by=cmd.deliver_by,
+    )
+    uow.insert_order(order)
+    emit(uow, order, ev.ORDER_RECEIVED)
+    uow.add_history(order, "received", {})
+    allocate(uow, ledger, order, channel, allocator)
+    uow.save_order(order)
+    ledger.flush()
+    return order, True
+
+
+def allocate(
+    uow: UnitOfWork, ledger: Ledger, order: Order, channel: Channel, allocator: Allocator = nearest_first
+) -> list[Pick]:
+    """Holds what the channel's nodes can give for the order's open lines; the rest stays backordered."""
+    lines = order.open_lines()
+    if not lines:
+        return []
+    nodes = [ledger.catalog.nodes[n] for n in channel.node_ids if n in ledger.catalog.nodes]
+    free = {(sku, n.node_id): ledger.free(sku, n.node_id) for sku, _ in lines for n in nodes}
+    st = order.ship_to
+    destination = (st.lat, st.lon) if st.lat is not None and st.lon is not None else None
+    picks = allocator(AllocationRequest(lines, nodes, free, destination))
+    for p in picks:
+        ledger.post(hold(ledger.position(p.sku, p.node_id), p.quantity, Reason.ALLOCATION, order.order_id))
+        order.allocate(p.node_id, p.sku, p.quantity)
+    was = order.status
+    status = order.refresh_status()
+    if picks:
+        emit(uow, order, ev.ORDER_ALLOCATED, {"picks": [_pick(p) for p in picks]})
+        uow.add_history(order, "allocated", {"picks": [_pick(p) for p in picks]})
+    if status in (OrderStatus.BACKORDERED, OrderStatus.PARTIALLY_ALLOCATED) and was not in (
+        OrderStatus.BACKORDERED,
+        OrderStatus.PARTIALLY_ALLOCATED,
+    ):
+        emit(uow, order, ev.ORDER_BACKORDERED)
+        uow.add_history(order, "backordered", {"open": dict(order.open_lines())})
+    return picks
+
+
+def fill_backorders(uow: UnitOfWork, ledger: Ledger, skus: Iterable[str]) -> None:
+    """Stock freed up for these SKUs: offer it to waiting orders, oldest first."""
+    wanted = set(skus)
+    if not wanted:
+        return
+    ledger.lock(wanted)
+    for order_id in uow.backordered_order_ids(wanted, BACKORDER_BATCH):
+        if not any(ledger.free(s, n) > 0 for s in wanted for n in ledger.catalog.nodes):
+            return
+        order = uow.get_order(order_id)
+        assert order is not None
+        ledger.lock(ln.sku for ln in order.lines)
+        order = uow.get_order(order_id, lock=True)
+        assert order is not None
+        if order.status == OrderStatus.CANCELLED:
+            continue
+        if allocate(uow, ledger, order, channel_of(ledger, order.channel_id)):
+            uow.save_order(order)
+
+
+def _load_locked(uow: UnitOfWork, ledger: Ledger, order_id: str) -> Order:
+    """SKUs are locked before the order: the one lock order."""
+    order = uow.get_order(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    ledger.lock(ln.sku for ln in order.lines)
+    locked = uow.get_order(order_id, lock=True)
+    assert locked is not None
+    return locked
+
+
+def cancel_order(uow: UnitOfWork, order_id: str, reason: str = "") -> Order:
+    ledger = Ledger(uow)
+    order = _load_locked(uow, ledger, order_id)
+    released = order.cancel()
+    for a in released:
+        ledger.post(release(ledger.position(a.sku, a.node_id), a.quantity, Reason.DEALLOCATION, order_id))
+    emit(uow, order, ev.ORDER_CANCELLED, {"reason": reason})
+    uow.save_order(order)
+    freed = [_pick(Pick(a.node_id, a.sku, a.quantity)) for a in released]
+    uow.add_history(order, "cancelled", {"reason": reason, "released": freed})
+    fill_backorders(uow, ledger, {a.sku for a in released})
+    ledger.flush()
+    return order
+
+
+def ship_order(
+    uow: UnitOfWork,
+    order_id: str,
+    node_id: str,
+    lines: Sequence[tuple[str, int]],
+    carrier: str,
+    tracking_number: str,
+) -> Order:
+    """A shipment left a node: its units leave on_hand and the allocation."""
+    validate_lines(list(lines))
+    ledger = Ledger(uow)
+    order = _load_locked(uow, ledger, order_id)
+    if node_id not in ledger.catalog.nodes:
+        raise UnknownReference(f"unknown node {node_id}", node_id=node_id)
+    for sku, qty in lines:
+        if sku not in {ln.sku for ln in order.lines}:
+            raise InvalidRequest(f"order {order_id} has no line for {sku}", sku=sku)
+        order.ship(node_id, sku, qty)
+        ledger.post(ship(ledger.position(sku, node_id), qty, order_id))
+    order.refresh_status()
+    shipment = {
+        "node_id": node_id,
+        "carrier": carrier,
+        "tracking_number": tracking_number,
+        "lines": [{"sku": s, "quantity": q} for s, q in lines],
+    }
+    emit(uow, order, ev.ORDER_SHIPPED, {"shipment": shipment})
+    uow.save_order(order)
+    uow.add_history(order, "shipped", shipment)
+    ledger.flush()
+    return order
+
+
+def _pick(p: Pick) -> dict[str, Any]:
+    return {"node_id": p.node_id, "sku": p.sku, "quantity": p.quantity}

@@ -1,0 +1,106 @@
+"""Read models: what the API and console show. Nothing here writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from crossdock.domain.errors import NotFound, UnknownReference
+from crossdock.domain.position import Position
+from crossdock.services.holds import hold_view
+from crossdock.services.orders import allocations_view
+from crossdock.services.ports import UnitOfWork
+
+
+def inventory_of(uow: UnitOfWork, sku: str) -> dict[str, Any]:
+    item = uow.get_sku(sku)
+    if item is None:
+        raise NotFound(f"no SKU {sku}")
+    catalog = uow.catalog()
+    positions = {p.node_id: p for p in uow.positions([sku])}
+    by_node = {n: p.available for n, p in positions.items()}
+    return {
+        "sku": sku,
+        "name": item.name,
+        "weight_grams": item.weight_grams,
+        "nodes": [{"node_id": n, **_buckets(p)} for n, p in sorted(positions.items())],
+        "channels": [
+            {"channel_id": c.channel_id, "available_to_sell": c.available_to_sell(by_node)}
+            for c in sorted(catalog.channels.values(), key=lambda c: c.channel_id)
+        ],
+    }
+
+
+def channel_inventory(uow: UnitOfWork, channel_id: str, after: str, limit: int) -> dict[str, Any]:
+    """One page of a channel's sellable quantities, in SKU order; `next` resumes after the last."""
+    channel = uow.catalog().channels.get(channel_id)
+    if channel is None:
+        raise UnknownReference(f"unknown channel {channel_id}")
+    skus = uow.skus_after(after, limit)
+    by_sku: dict[str, dict[str, int]] = {s: {} for s in skus}
+    if skus:
+        for p in uow.positions(skus):
+            by_sku[p.sku][p.node_id] = p.available
+    items = [{"sku": s, "available_to_sell": channel.available_to_sell(by_sku[s])} for s in skus]
+    return {"channel_id": channel_id, "items": items, "next": skus[-1] if len(skus) == limit else None}
+
+
+def order_view(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
+    order = uow.get_order(order_id)
+    if order is None:
+        raise NotFound(f"no order {order_id}")
+    st = order.ship_to
+    return {
+        "order_id": order.order_id,
+        "channel_id": order.channel_id,
+        "external_id": order.external_id,
+        "status": str(order.status),
+        "lines": [
+            {
+                "sku": ln.sku,
+                "quantity": ln.quantity,
+                "allocated": ln.allocated,
+                "shipped": ln.shipped,
+                "cancelled": ln.cancelled,
+                "backordered": ln.open,
+            }
+            for ln in order.lines
+        ],
+        "ship_to": {"postal_code": st.postal_code, "country": st.country, "lat": st.lat, "lon": st.lon},
+        "deliver_by": order.deliver_by.isoformat() if order.deliver_by else None,
+        "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
+        "allocations": allocations_view(order),
+        "history": uow.history(order_id),
+    }
+
+
+def reservation_view(uow: UnitOfWork, reservation_id: str) -> dict[str, Any]:
+    h = uow.get_hold(reservation_id)
+    if h is None:
+        raise NotFound(f"no reservation {reservation_id}")
+    return hold_view(h)
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    sku: str
+    node_id: str
+    stored: dict[str, int]
+    rebuilt: dict[str, int]
+
+
+def reconcile(uow: UnitOfWork) -> list[Drift]:
+    """Positions rebuilt from the movement ledger, compared with the stored ones."""
+    stored = {p.key: p for p in uow.all_positions()}
+    rebuilt = {p.key: p for p in uow.rebuilt_positions()}
+    drift = []
+    for key in sorted(stored.keys() | rebuilt.keys()):
+        a, b = stored.get(key, Position(*key)), rebuilt.get(key, Position(*key))
+        if a != b:
+            drift.append(Drift(key[0], key[1], _buckets(a), _buckets(b)))
+    return drift
+
+
+def _buckets(p: Position) -> dict[str, int]:
+    d = p.as_dict()
+    return {k: int(v) for k, v in d.items() if k not in ("sku", "node_id")}

@@ -1,0 +1,235 @@
+"""Where transactions run.
+
+SQLite: one writer thread commits micro-batches of jobs, a savepoint per job, so one failing job
+does not undo the others and the fsync cost is shared. Reads use per-thread connections (WAL lets
+them run beside the writer).
+
+PostgreSQL: several writer threads, one connection and one transaction per job; row locks taken in
+one order (SKUs sorted, then orders) and conditional updates keep concurrent jobs safe, and jobs
+that lose a race (deadlock, serialization failure, duplicate key) run again.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from crossdock.domain.errors import Conflict
+from crossdock.services.ports import UnitOfWork
+from crossdock.store.clock import utcnow
+from crossdock.store.uow import CatalogCache, SqlUnitOfWork
+
+T = TypeVar("T")
+Job = Callable[[UnitOfWork], T]
+MAX_ATTEMPTS = 5
+
+
+class Database(Protocol):
+    url: str
+    dialect: str
+
+    def submit(self, job: Job[T]) -> Future[T]: ...
+    def run(self, job: Job[T]) -> T: ...
+    def read(self, job: Job[T]) -> T: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class _Pending:
+    job: Job[Any]
+    future: Future[Any]
+
+
+def open_database(url: str, *, writers: int = 8) -> Database:
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresDatabase(url, writers=writers)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+class _Base:
+    url: str
+    dialect: str
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        self._local = threading.local()
+        self._cache = CatalogCache()
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+
+    def _uow(self, conn: Any) -> SqlUnitOfWork:
+        return SqlUnitOfWork(conn, self.dialect, utcnow(), self._cache)
+
+    def submit(self, job: Job[T]) -> Future[T]:
+        if self._closed:
+            raise RuntimeError("database is closed")
+        fut: Future[T] = Future()
+        self._queue.put(_Pending(job, fut))
+        return fut
+
+    def run(self, job: Job[T]) -> T:
+        return self.submit(job).result()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join(timeout=30)
+
+    def _start(self, n: int, target: Callable[[], None]) -> None:
+        for i in range(n):
+            t = threading.Thread(target=target, name=f"crossdock-writer-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+
+class SqliteDatabase(_Base):
+    dialect = "sqlite"
+
+    def __init__(self, url: str, batch_max: int = 256) -> None:
+        super().__init__()
+        self.url = url
+        self.path = url.removeprefix("sqlite:///")
+        self.batch_max = batch_max
+        self._start(1, self._write_loop)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the last commits.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def read(self, job: Job[T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+        conn.execute("BEGIN")
+        try:
+            return job(self._uow(conn))
+        finally:
+            conn.execute("COMMIT")
+
+    def _write_loop(self) -> None:
+        conn = self._connect()
+        while True:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            stop = False
+            while len(batch) < self.batch_max:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._commit_batch(conn, [p for p in batch if p.future.set_running_or_notify_cancel()])
+            if stop:
+                break
+        conn.close()
+
+    def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
+        outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for pending in batch:
+                outcomes.append((pending, *self._run_one(conn, pending.job)))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # the commit itself failed: nothing in the batch happened
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for pending in batch:
+                pending.future.set_exception(exc)
+            return
+        for pending, result, error in outcomes:
+            if error is None:
+                pending.future.set_result(result)
+            else:
+                pending.future.set_exception(error)
+
+    def _run_one(self, conn: sqlite3.Connection, job: Job[Any]) -> tuple[Any, BaseException | None]:
+        for attempt in range(MAX_ATTEMPTS):
+            conn.execute("SAVEPOINT job")
+            try:
+                result = job(self._uow(conn))
+            except Conflict as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                if attempt == MAX_ATTEMPTS - 1:
+                    return None, exc
+                continue
+            except Exception as exc:
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                return None, exc
+            conn.execute("RELEASE job")
+            return result, None
+        raise AssertionError("unreachable")
+
+
+class PostgresDatabase(_Base):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, writers: int = 8) -> None:
+        super().__init__()
+        self.url = url
+        self._start(writers, self._write_loop)
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        return psycopg.connect(self.url, autocommit=False)
+
+    def read(self, job: Job[T]) -> T:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._connect()
+        try:
+            return job(self._uow(conn))
+        finally:
+            conn.rollback()
+
+    def _write_loop(self) -> None:
+        import psycopg.errors as pe
+
+        retryable = (pe.DeadlockDetected, pe.SerializationFailure, pe.UniqueViolation, Conflict)
+        conn = self._connect()
+        while True:
+            pending = self._queue.get()
+            if pending is None:
+                break
+            if not pending.future.set_running_or_notify_cancel():
+                continue
+            for attempt in range(MAX_ATTEMPTS):
+                try:
+                    result = pending.job(self._uow(conn))
+                    conn.commit()
+                except retryable as exc:
+                    conn.rollback()
+                    if attempt == MAX_ATTEMPTS - 1:
+                        pending.future.set_exception(exc)
+                    continue
+                except BaseException as exc:
+                    conn.rollback()
+                    pending.future.set_exception(exc)
+                    if conn.closed or conn.broken:
+                        conn = self._connect()
+                    break
+                pending.future.set_result(result)
+                break
+        conn.close()

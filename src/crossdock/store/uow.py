@@ -1,0 +1,535 @@
+"""The unit of work over a DB-API connection (stdlib sqlite3 or psycopg 3), in plain SQL.
+
+SQL is written once with `:name` parameters; PostgreSQL gets them rewritten to `%(name)s`.
+Row locks (`FOR UPDATE`) only exist on PostgreSQL; SQLite has a single writer.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+import orjson
+
+from crossdock.domain.catalog import Buffer, Catalog, Channel, ChannelType, Node, NodeType, Sku
+from crossdock.domain.errors import Conflict, UnknownReference
+from crossdock.domain.events import DomainEvent
+from crossdock.domain.ids import uuid7
+from crossdock.domain.order import Allocation, Order, OrderLine, OrderStatus, ShipTo
+from crossdock.domain.position import Movement, Position
+from crossdock.domain.reservation import Hold, HoldLine, HoldStatus
+from crossdock.events.envelope import cloudevent
+from crossdock.services.ports import Claim, StoredResponse
+from crossdock.store.clock import from_text, to_text
+
+_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+@lru_cache(maxsize=512)
+def _pyformat(sql: str) -> str:
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def _in(name: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """An IN list with one named parameter per value."""
+    names = [f"{name}{i}" for i in range(len(values))]
+    return "(" + ", ".join(":" + n for n in names) + ")", dict(zip(names, values, strict=True))
+
+
+def dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+@dataclass
+class CatalogCache:
+    """Nodes and channels change rarely: reload them only when `catalog_version` moves."""
+
+    version: int = -1
+    catalog: Catalog = field(default_factory=lambda: Catalog({}, {}))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class SqlUnitOfWork:
+    def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
+        self.conn = conn
+        self.dialect = dialect
+        self.now = now
+        self.now_text = to_text(now)
+        self._cache = cache
+        self._for_update = " FOR UPDATE" if dialect == "postgresql" else ""
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _sql(self, sql: str) -> str:
+        return _pyformat(sql) if self.dialect == "postgresql" else sql
+
+    def x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        cur = self.conn.cursor()
+        cur.execute(self._sql(sql), params or {})
+        return cur
+
+    def many(self, sql: str, rows: Sequence[dict[str, Any]]) -> int:
+        if not rows:
+            return 0
+        cur = self.conn.cursor()
+        cur.executemany(self._sql(sql), rows)
+        return int(cur.rowcount)
+
+    def all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        return list(self.x(sql, params).fetchall())
+
+    def one(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        return self.x(sql, params).fetchone()
+
+    # -- catalog ----------------------------------------------------------------------------------
+    def catalog(self) -> Catalog:
+        version = self.one("SELECT version FROM catalog_version WHERE id = 1")[0]
+        cache = self._cache
+        if version != cache.version:
+            nodes = {
+                r[0]: Node(r[0], NodeType(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+                for r in self.all(
+                    "SELECT node_id, type, name, postal_code, country, lat, lon, capacity_per_day,"
+                    " handling_cost FROM nodes"
+                )
+            }
+            channels = {
+                r[0]: Channel(
+                    r[0],
+                    ChannelType(r[1]),
+                    r[2],
+                    tuple(orjson.loads(r[3])),
+                    Buffer(r[4], r[5]),
+                    orjson.loads(r[6]),
+                )
+                for r in self.all(
+                    "SELECT channel_id, type, name, node_ids, buffer_units, buffer_percent, config FROM channels"
+                )
+            }
+            with cache.lock:
+                cache.version, cache.catalog = version, Catalog(nodes, channels)
+        return cache.catalog
+
+    def _bump_catalog(self) -> None:
+        self.x("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+
+    def _exists(self, table: str, column: str, value: str) -> bool:
+        return self.one(f"SELECT 1 FROM {table} WHERE {column} = :v", {"v": value}) is not None
+
+    def put_sku(self, sku: Sku) -> bool:
+        created = not self._exists("skus", "sku", sku.sku)
+        self.x(
+            "INSERT INTO skus (sku, name, weight_grams, seq, updated_at) VALUES (:sku, :name, :w, 0, :now)"
+            " ON CONFLICT (sku) DO UPDATE SET name = excluded.name, weight_grams = excluded.weight_grams,"
+            " updated_at = excluded.updated_at",
+            {"sku": sku.sku, "name": sku.name, "w": sku.weight_grams, "now": self.now_text},
+        )
+        return created
+
+    def put_node(self, node: Node) -> bool:
+        created = not self._exists("nodes", "node_id", node.node_id)
+        self.x(
+            "INSERT INTO nodes (node_id, type, name, postal_code, country, lat, lon, capacity_per_day,"
+            " handling_cost, updated_at) VALUES (:node_id, :type, :name, :postal_code, :country, :lat, :lon,"
+            " :capacity_per_day, :handling_cost, :now) ON CONFLICT (node_id) DO UPDATE SET type = excluded.type,"
+            " name = excluded.name, postal_code = excluded.postal_code, country = excluded.country,"
+            " lat = excluded.lat, lon = excluded.lon, capacity_per_day = excluded.capacity_per_day,"
+            " handling_cost = excluded.handling_cost, updated_at = excluded.updated_at",
+            {
+                "node_id": node.node_id,
+                "type": str(node.type),
+                "name": node.name,
+                "postal_code": node.postal_code,
+                "country": node.country,
+                "lat": node.lat,
+                "lon": node.lon,
+                "capacity_per_day": node.capacity_per_day,
+                "handling_cost": node.handling_cost,
+                "now": self.now_text,
+            },
+        )
+        self._bump_catalog()
+        return created
+
+    def put_channel(self, channel: Channel) -> bool:
+        created = not self._exists("channels", "channel_id", channel.channel_id)
+        self.x(
+            "INSERT INTO channels (channel_id, type, name, node_ids, buffer_units, buffer_percent, config,"
+            " updated_at) VALUES (:channel_id, :type, :name, :node_ids, :units, :percent, :config, :now)"
+            " ON CONFLICT (channel_id) DO UPDATE SET type = excluded.type, name = excluded.name,"
+            " node_ids = excluded.node_ids, buffer_units = excluded.buffer_units,"
+            " buffer_percent = excluded.buffer_percent, config = excluded.config,"
+            " updated_at = excluded.updated_at",
+            {
+                "channel_id": channel.channel_id,
+                "type": str(channel.type),
+                "name": channel.name,
+                "node_ids": dumps(list(channel.node_ids)),
+                "units": channel.buffer.units,
+                "percent": channel.buffer.percent,
+                "config": dumps(channel.config),
+                "now": self.now_text,
+            },
+        )
+        self._bump_catalog()
+        return created
+
+    def get_sku(self, sku: str) -> Sku | None:
+        r = self.one("SELECT sku, name, weight_grams FROM skus WHERE sku = :sku", {"sku": sku})
+        return Sku(r[0], r[1], r[2]) if r else None
+
+    def skus_after(self, after: str, limit: int) -> list[str]:
+        rows = self.all("SELECT sku FROM skus WHERE sku > :after ORDER BY sku LIMIT :n", {"after": after, "n": limit})
+        return [r[0] for r in rows]
+
+    # -- positions and the ledger -----------------------------------------------------------------
+    def lock_skus(self, skus: Sequence[str]) -> dict[str, int]:
+        """Locks SKU rows in sorted order (the one lock order) and returns their event sequences."""
+        ordered = sorted(set(skus))
+        in_list, params = _in("s", ordered)
+        rows = self.all(f"SELECT sku, seq FROM skus WHERE sku IN {in_list} ORDER BY sku{self._for_update}", params)
+        found = {r[0]: int(r[1]) for r in rows}
+        missing = [s for s in ordered if s not in found]
+        if missing:
+            raise UnknownReference(f"unknown SKU {missing[0]}", skus=missing)
+        return found
+
+    def positions(self, skus: Sequence[str]) -> list[Position]:
+        in_list, params = _in("s", list(skus))
+        rows = self.all(
+            "SELECT sku, node_id, on_hand, reserved, safety_stock, damaged, inbound FROM positions"
+            f" WHERE sku IN {in_list}",
+            params,
+        )
+        return [Position(*r) for r in rows]
+
+    def all_positions(self) -> list[Position]:
+        rows = self.all(
+            "SELECT sku, node_id, on_hand, reserved, safety_stock, damaged, inbound FROM positions"
+            " ORDER BY sku, node_id"
+        )
+        return [Position(*r) for r in rows]
+
+    def rebuilt_positions(self) -> list[Position]:
+        rows = self.all(
+            "SELECT sku, node_id, SUM(d_on_hand), SUM(d_reserved), SUM(d_safety_stock), SUM(d_damaged),"
+            " SUM(d_inbound) FROM movements GROUP BY sku, node_id ORDER BY sku, node_id"
+        )
+        return [Position(r[0], r[1], *(int(v) for v in r[2:])) for r in rows]
+
+    def apply_movements(self, movements: Sequence[Movement]) -> None:
+        rows = [
+            {
+                "sku": m.sku,
+                "node_id": m.node_id,
+                "on_hand": m.d_on_hand,
+                "reserved": m.d_reserved,
+                "safety_stock": m.d_safety_stock,
+                "damaged": m.d_damaged,
+                "inbound": m.d_inbound,
+                "reason": str(m.reason),
+                "reference": m.reference,
+                "now": self.now_text,
+            }
+            for m in movements
+        ]
+        self.many(
+            "INSERT INTO movements (sku, node_id, d_on_hand, d_reserved, d_safety_stock, d_damaged, d_inbound,"
+            " reason, reference, created_at) VALUES (:sku, :node_id, :on_hand, :reserved, :safety_stock,"
+            " :damaged, :inbound, :reason, :reference, :now)",
+            rows,
+        )
+        # New positions start at zero (CHECK constraints are tested before an upsert's conflict).
+        self.many(
+            "INSERT INTO positions (sku, node_id) VALUES (:sku, :node_id) ON CONFLICT (sku, node_id) DO NOTHING",
+            [{"sku": k[0], "node_id": k[1]} for k in dict.fromkeys(m.key for m in movements)],
+        )
+        # The guard repeats the domain's check in the database: a hold never takes more than is free.
+        # CHECK constraints keep reserved <= on_hand and every bucket >= 0.
+        for row in rows:
+            cur = self.x(
+                "UPDATE positions SET on_hand = on_hand + :on_hand, reserved = reserved + :reserved,"
+                " safety_stock = safety_stock + :safety_stock, damaged = damaged + :damaged,"
+                " inbound = inbound + :inbound WHERE sku = :sku AND node_id = :node_id AND (:reserved <= 0"
+                " OR :reserved <= on_hand + :on_hand - reserved - safety_stock - :safety_stock - damaged - :damaged)",
+                row,
+            )
+            if cur.rowcount != 1:
+                raise Conflict(f"stock of {row['sku']} at {row['node_id']} changed underneath; retry")
+
+    def save_sku_sequences(self, sequences: dict[str, int]) -> None:
+        self.many(
+            "UPDATE skus SET seq = :seq WHERE sku = :sku",
+            [{"sku": k, "seq": v} for k, v in sequences.items()],
+        )
+
+    def claims_at(self, sku: str, node_id: str) -> list[Claim]:
+        rows = self.all(
+            "SELECT 'hold', h.reservation_id, l.quantity FROM hold_lines l"
+            " JOIN holds h ON h.reservation_id = l.reservation_id"
+            " WHERE l.sku = :sku AND l.node_id = :node AND h.status = 'active'"
+            " UNION ALL SELECT 'order', order_id, quantity FROM allocations"
+            " WHERE sku = :sku AND node_id = :node AND quantity > 0",
+            {"sku": sku, "node": node_id},
+        )
+        return [Claim(r[0], r[1], int(r[2])) for r in rows]
+
+    # -- orders -----------------------------------------------------------------------------------
+    def find_order_id(self, channel_id: str, external_id: str) -> str | None:
+        r = self.one(
+            "SELECT order_id FROM orders WHERE channel_id = :c AND external_id = :e",
+            {"c": channel_id, "e": external_id},
+        )
+        return r[0] if r else None
+
+    def get_order(self, order_id: str, *, lock: bool = False) -> Order | None:
+        r = self.one(
+            "SELECT order_id, channel_id, external_id, status, ship_to, deliver_by, seq, created_at FROM orders"
+            " WHERE order_id = :id" + (self._for_update if lock else ""),
+            {"id": order_id},
+        )
+        if r is None:
+            return None
+        ship_to = orjson.loads(r[4])
+        lines = [
+            OrderLine(*row)
+            for row in self.all(
+                "SELECT line_no, sku, quantity, allocated, shipped, cancelled FROM order_lines"
+                " WHERE order_id = :id ORDER BY line_no",
+                {"id": order_id},
+            )
+        ]
+        allocations = [
+            Allocation(*row)
+            for row in self.all(
+                "SELECT node_id, sku, quantity, shipped, carrier, service, cost FROM allocations"
+                " WHERE order_id = :id ORDER BY created_at, node_id, sku",
+                {"id": order_id},
+            )
+        ]
+        return Order(
+            order_id=r[0],
+            channel_id=r[1],
+            external_id=r[2],
+            lines=lines,
+            ship_to=ShipTo(**ship_to),
+            created_at=from_text(r[7]),
+            deliver_by=from_text(r[5]) if r[5] else None,
+            status=OrderStatus(r[3]),
+            allocations=allocations,
+            seq=int(r[6]),
+        )
+
+    def insert_order(self, order: Order) -> None:
+        st = order.ship_to
+        self.x(
+            "INSERT INTO orders (order_id, channel_id, external_id, status, ship_to, deliver_by, seq, created_at,"
+            " updated_at) VALUES (:id, :channel, :external, :status, :ship_to, :deliver_by, :seq, :created, :now)",
+            {
+                "id": order.order_id,
+                "channel": order.channel_id,
+                "external": order.external_id,
+                "status": str(order.status),
+                "ship_to": dumps({"postal_code": st.postal_code, "country": st.country, "lat": st.lat, "lon": st.lon}),
+                "deliver_by": to_text(order.deliver_by) if order.deliver_by else None,
+                "seq": order.seq,
+                "created": to_text(order.created_at),
+                "now": self.now_text,
+            },
+        )
+        self.many(
+            "INSERT INTO order_lines (order_id, line_no, sku, quantity, allocated, shipped, cancelled)"
+            " VALUES (:id, :line_no, :sku, :quantity, 0, 0, 0)",
+            [
+                {"id": order.order_id, "line_no": ln.line_no, "sku": ln.sku, "quantity": ln.quantity}
+                for ln in order.lines
+            ],
+        )
+        self._save_order_parts(order)
+
+    def save_order(self, order: Order) -> None:
+        self.x(
+            "UPDATE orders SET status = :status, seq = :seq, updated_at = :now WHERE order_id = :id",
+            {"status": str(order.status), "seq": order.seq, "now": self.now_text, "id": order.order_id},
+        )
+        self.many(
+            "UPDATE order_lines SET allocated = :allocated, shipped = :shipped, cancelled = :cancelled"
+            " WHERE order_id = :id AND line_no = :line_no",
+            [
+                {
+                    "id": order.order_id,
+                    "line_no": ln.line_no,
+                    "allocated": ln.allocated,
+                    "shipped": ln.shipped,
+                    "cancelled": ln.cancelled,
+                }
+                for ln in order.lines
+            ],
+        )
+        self._save_order_parts(order)
+
+    def _save_order_parts(self, order: Order) -> None:
+        self.many(
+            "INSERT INTO allocations AS a (order_id, node_id, sku, quantity, shipped, carrier, service, cost,"
+            " created_at) VALUES (:id, :node_id, :sku, :quantity, :shipped, :carrier, :service, :cost, :now)"
+            " ON CONFLICT (order_id, node_id, sku) DO UPDATE SET quantity = excluded.quantity,"
+            " shipped = excluded.shipped, carrier = excluded.carrier, service = excluded.service,"
+            " cost = excluded.cost",
+            [
+                {
+                    "id": order.order_id,
+                    "node_id": a.node_id,
+                    "sku": a.sku,
+                    "quantity": a.quantity,
+                    "shipped": a.shipped,
+                    "carrier": a.carrier,
+                    "service": a.service,
+                    "cost": a.cost,
+                    "now": self.now_text,
+                }
+                for a in order.allocations
+            ],
+        )
+
+    def backordered_order_ids(self, skus: Iterable[str], limit: int) -> list[str]:
+        in_list, params = _in("s", sorted(set(skus)))
+        rows = self.all(
+            f"SELECT DISTINCT order_id FROM order_lines WHERE sku IN {in_list}"
+            " AND allocated + shipped + cancelled < quantity ORDER BY order_id LIMIT :n",
+            {**params, "n": limit},
+        )
+        return [r[0] for r in rows]
+
+    def add_history(self, order: Order, event: str, detail: dict[str, Any]) -> None:
+        self.x(
+            "INSERT INTO order_history (order_id, at, status, event, detail)"
+            " VALUES (:id, :now, :status, :event, :detail)",
+            {
+                "id": order.order_id,
+                "now": self.now_text,
+                "status": str(order.status),
+                "event": event,
+                "detail": dumps(detail),
+            },
+        )
+
+    def history(self, order_id: str) -> list[dict[str, Any]]:
+        rows = self.all(
+            "SELECT at, status, event, detail FROM order_history WHERE order_id = :id ORDER BY id",
+            {"id": order_id},
+        )
+        return [{"at": r[0], "status": r[1], "event": r[2], "detail": orjson.loads(r[3])} for r in rows]
+
+    # -- checkout holds ---------------------------------------------------------------------------
+    def insert_hold(self, hold: Hold) -> None:
+        self.x(
+            "INSERT INTO holds (reservation_id, channel_id, status, expires_at, order_id, seq, created_at,"
+            " updated_at) VALUES (:id, :channel, :status, :expires, NULL, :seq, :now, :now)",
+            {
+                "id": hold.reservation_id,
+                "channel": hold.channel_id,
+                "status": str(hold.status),
+                "expires": to_text(hold.expires_at),
+                "seq": hold.seq,
+                "now": self.now_text,
+            },
+        )
+        self.many(
+            "INSERT INTO hold_lines (reservation_id, sku, node_id, quantity) VALUES (:id, :sku, :node_id, :q)",
+            [{"id": hold.reservation_id, "sku": ln.sku, "node_id": ln.node_id, "q": ln.quantity} for ln in hold.lines],
+        )
+
+    def save_hold(self, hold: Hold) -> None:
+        self.x(
+            "UPDATE holds SET status = :status, order_id = :order_id, seq = :seq, updated_at = :now"
+            " WHERE reservation_id = :id",
+            {
+                "status": str(hold.status),
+                "order_id": hold.order_id,
+                "seq": hold.seq,
+                "now": self.now_text,
+                "id": hold.reservation_id,
+            },
+        )
+
+    def get_hold(self, reservation_id: str, *, lock: bool = False) -> Hold | None:
+        r = self.one(
+            "SELECT reservation_id, channel_id, status, expires_at, order_id, seq, created_at FROM holds"
+            " WHERE reservation_id = :id" + (self._for_update if lock else ""),
+            {"id": reservation_id},
+        )
+        if r is None:
+            return None
+        lines = [
+            HoldLine(*row)
+            for row in self.all(
+                "SELECT sku, node_id, quantity FROM hold_lines WHERE reservation_id = :id ORDER BY sku, node_id",
+                {"id": reservation_id},
+            )
+        ]
+        return Hold(
+            reservation_id=r[0],
+            channel_id=r[1],
+            status=HoldStatus(r[2]),
+            expires_at=from_text(r[3]),
+            order_id=r[4],
+            seq=int(r[5]),
+            created_at=from_text(r[6]),
+            lines=lines,
+        )
+
+    def expired_hold_ids(self, limit: int) -> list[str]:
+        rows = self.all(
+            "SELECT reservation_id FROM holds WHERE status = 'active' AND expires_at <= :now"
+            " ORDER BY expires_at LIMIT :n",
+            {"now": self.now_text, "n": limit},
+        )
+        return [r[0] for r in rows]
+
+    # -- outbox and idempotency -------------------------------------------------------------------
+    def add_events(self, events: Sequence[tuple[DomainEvent, int]]) -> None:
+        rows = []
+        for event, sequence in events:
+            event_id = str(uuid7())
+            payload = cloudevent(event, event_id=event_id, sequence=sequence, time=self.now_text)
+            rows.append(
+                {
+                    "id": event_id,
+                    "atype": event.aggregatetype,
+                    "aid": event.aggregateid,
+                    "type": event.type,
+                    "seq": sequence,
+                    "payload": dumps(payload),
+                    "now": self.now_text,
+                }
+            )
+        self.many(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, sequence, payload, created_at)"
+            " VALUES (:id, :atype, :aid, :type, :seq, :payload, :now)",
+            rows,
+        )
+
+    def get_response(self, scope: str, key: str) -> StoredResponse | None:
+        r = self.one(
+            "SELECT request_hash, status_code, response FROM idempotency_keys WHERE scope = :scope AND key = :key",
+            {"scope": scope, "key": key},
+        )
+        return StoredResponse(r[0], int(r[1]), orjson.loads(r[2])) if r else None
+
+    def save_response(self, scope: str, key: str, response: StoredResponse) -> None:
+        self.x(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response, created_at)"
+            " VALUES (:scope, :key, :hash, :status, :response, :now)",
+            {
+                "scope": scope,
+                "key": key,
+                "hash": response.request_hash,
+                "status": response.status_code,
+                "response": dumps(response.body),
+                "now": self.now_text,
+            },
+        )
