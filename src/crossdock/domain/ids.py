@@ -15,7 +15,7 @@ _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, counter)
 
 
-def uuid7() -> uuid.UUID:
+def uuid7_int() -> int:
     global _last
     with _lock:
         ms = time.time_ns() // 1_000_000
@@ -27,9 +27,19 @@ def uuid7() -> uuid.UUID:
         else:
             counter = 0
         _last = (ms, counter)
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-    return uuid.UUID(int=(ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand)
+    rand = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
+    return (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
+
+
+def uuid7() -> uuid.UUID:
+    return uuid.UUID(int=uuid7_int())
+
+
+def uuid7_str() -> str:
+    """The canonical 8-4-4-4-12 text, without building a UUID object (this is on the hot path)."""
+    h = f"{uuid7_int():032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}_{uuid7().hex}"
+    return f"{prefix}_{uuid7_int():032x}"

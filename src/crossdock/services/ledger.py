@@ -85,7 +85,8 @@ class Ledger:
     def flush(self) -> None:
         if not self._movements:
             return
-        self.uow.apply_movements(self._movements)
+        new = [k for k in dict.fromkeys(m.key for m in self._movements) if k not in self._before]
+        self.uow.apply_movements(self._movements, new)
         changed = sorted({m.sku for m in self._movements})
         for sku in changed:
             before = self.available_to_sell(sku, self._before)

@@ -64,10 +64,13 @@ def order_summary(order: Order) -> dict[str, Any]:
 
 
 def allocations_view(order: Order) -> list[dict[str, Any]]:
+    """Allocations by node, in node and SKU order: the same whether fresh or read back."""
     out = []
-    for node_id, allocs in order.allocations_by_node().items():
+    for node_id, allocs in sorted(order.allocations_by_node().items()):
         lines = [
-            {"sku": a.sku, "quantity": a.quantity, "shipped": a.shipped} for a in allocs if a.quantity or a.shipped
+            {"sku": a.sku, "quantity": a.quantity, "shipped": a.shipped}
+            for a in sorted(allocs, key=lambda a: a.sku)
+            if a.quantity or a.shipped
         ]
         if lines:
             first = allocs[0]
@@ -103,11 +106,10 @@ def ingest_order(uow: UnitOfWork, cmd: NewOrder, allocator: Allocator = nearest_
         created_at=uow.now,
         deliver_by=cmd.deliver_by,
     )
-    uow.insert_order(order)
     emit(uow, order, ev.ORDER_RECEIVED)
     uow.add_history(order, "received", {})
     allocate(uow, ledger, order, channel, allocator)
-    uow.save_order(order)
+    uow.insert_order(order)  # once, with its allocation: history and events are written after it
     ledger.flush()
     return order, True
 

@@ -45,7 +45,7 @@ def channel_inventory(uow: UnitOfWork, channel_id: str, after: str, limit: int) 
     return {"channel_id": channel_id, "items": items, "next": skus[-1] if len(skus) == limit else None}
 
 
-def order_view(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
+def order_view(uow: UnitOfWork, order_id: str, *, with_history: bool = True) -> dict[str, Any]:
     order = uow.get_order(order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
@@ -70,8 +70,14 @@ def order_view(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
         "deliver_by": order.deliver_by.isoformat() if order.deliver_by else None,
         "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
         "allocations": allocations_view(order),
-        "history": uow.history(order_id),
-    }
+    } | ({"history": uow.history(order_id)} if with_history else {})
+
+
+def order_list(uow: UnitOfWork, channel_id: str | None, status: str | None, after: str, limit: int) -> dict[str, Any]:
+    """Orders in arrival order (ids are time-ordered); `next` resumes after the last one."""
+    ids = uow.order_ids(channel_id, status, after, limit)
+    items = [order_view(uow, i, with_history=False) for i in ids]
+    return {"orders": items, "next": ids[-1] if len(ids) == limit else None}
 
 
 def reservation_view(uow: UnitOfWork, reservation_id: str) -> dict[str, Any]:

@@ -14,9 +14,11 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from crossdock.domain.errors import Conflict
@@ -27,6 +29,7 @@ from crossdock.store.uow import CatalogCache, SqlUnitOfWork
 T = TypeVar("T")
 Job = Callable[[UnitOfWork], T]
 MAX_ATTEMPTS = 5
+BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's write lock
 
 
 class Database(Protocol):
@@ -45,11 +48,15 @@ class _Pending:
     future: Future[Any]
 
 
-def open_database(url: str, *, writers: int = 8) -> Database:
+Clock = Callable[[], datetime]
+
+
+def open_database(url: str, *, writers: int = 8, clock: Clock = utcnow) -> Database:
+    """`clock` gives each unit of work its `now` (hold expiry, timestamps); tests inject a fake one."""
     if url.startswith("sqlite:///"):
-        return SqliteDatabase(url)
+        return SqliteDatabase(url, clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
-        return PostgresDatabase(url, writers=writers)
+        return PostgresDatabase(url, writers=writers, clock=clock)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
 
@@ -57,7 +64,8 @@ class _Base:
     url: str
     dialect: str
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = utcnow) -> None:
+        self._clock = clock
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._local = threading.local()
         self._cache = CatalogCache()
@@ -65,7 +73,13 @@ class _Base:
         self._threads: list[threading.Thread] = []
 
     def _uow(self, conn: Any) -> SqlUnitOfWork:
-        return SqlUnitOfWork(conn, self.dialect, utcnow(), self._cache)
+        return SqlUnitOfWork(conn, self.dialect, self._clock(), self._cache)
+
+    def _execute(self, conn: Any, job: Job[T]) -> T:
+        uow = self._uow(conn)
+        result = job(uow)
+        uow.complete()
+        return result
 
     def submit(self, job: Job[T]) -> Future[T]:
         if self._closed:
@@ -96,15 +110,15 @@ class _Base:
 class SqliteDatabase(_Base):
     dialect = "sqlite"
 
-    def __init__(self, url: str, batch_max: int = 256) -> None:
-        super().__init__()
+    def __init__(self, url: str, batch_max: int = 256, clock: Clock = utcnow) -> None:
+        super().__init__(clock)
         self.url = url
         self.path = url.removeprefix("sqlite:///")
         self.batch_max = batch_max
         self._start(1, self._write_loop)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the last commits.
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -123,6 +137,7 @@ class SqliteDatabase(_Base):
 
     def _write_loop(self) -> None:
         conn = self._connect()
+        conn.execute("PRAGMA busy_timeout = 0")  # _begin_immediate does its own, finer waiting
         while True:
             first = self._queue.get()
             if first is None:
@@ -146,7 +161,7 @@ class SqliteDatabase(_Base):
     def _commit_batch(self, conn: sqlite3.Connection, batch: list[_Pending]) -> None:
         outcomes: list[tuple[_Pending, Any, BaseException | None]] = []
         try:
-            conn.execute("BEGIN IMMEDIATE")
+            _begin_immediate(conn)
             for pending in batch:
                 outcomes.append((pending, *self._run_one(conn, pending.job)))
             conn.execute("COMMIT")
@@ -166,7 +181,7 @@ class SqliteDatabase(_Base):
         for attempt in range(MAX_ATTEMPTS):
             conn.execute("SAVEPOINT job")
             try:
-                result = job(self._uow(conn))
+                result = self._execute(conn, job)
             except Conflict as exc:
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
@@ -185,8 +200,8 @@ class SqliteDatabase(_Base):
 class PostgresDatabase(_Base):
     dialect = "postgresql"
 
-    def __init__(self, url: str, writers: int = 8) -> None:
-        super().__init__()
+    def __init__(self, url: str, writers: int = 8, clock: Clock = utcnow) -> None:
+        super().__init__(clock)
         self.url = url
         self._start(writers, self._write_loop)
 
@@ -217,7 +232,7 @@ class PostgresDatabase(_Base):
                 continue
             for attempt in range(MAX_ATTEMPTS):
                 try:
-                    result = pending.job(self._uow(conn))
+                    result = self._execute(conn, pending.job)
                     conn.commit()
                 except retryable as exc:
                     conn.rollback()
@@ -233,3 +248,20 @@ class PostgresDatabase(_Base):
                 pending.future.set_result(result)
                 break
         conn.close()
+
+
+def _begin_immediate(conn: sqlite3.Connection) -> None:
+    """Takes the write lock. Another process (`serve --workers N`) may hold it for one batch: retry
+    within a fraction of a millisecond rather than through SQLite's busy handler, whose sleeps grow
+    to 100 ms and would dominate tail latency."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    delay = 0.0001
+    while True:
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.002)

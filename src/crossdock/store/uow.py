@@ -19,7 +19,7 @@ import orjson
 from crossdock.domain.catalog import Buffer, Catalog, Channel, ChannelType, Node, NodeType, Sku
 from crossdock.domain.errors import Conflict, UnknownReference
 from crossdock.domain.events import DomainEvent
-from crossdock.domain.ids import uuid7
+from crossdock.domain.ids import uuid7_str
 from crossdock.domain.order import Allocation, Order, OrderLine, OrderStatus, ShipTo
 from crossdock.domain.position import Movement, Position
 from crossdock.domain.reservation import Hold, HoldLine, HoldStatus
@@ -62,6 +62,23 @@ class SqlUnitOfWork:
         self.now_text = to_text(now)
         self._cache = cache
         self._for_update = " FOR UPDATE" if dialect == "postgresql" else ""
+        # Outbox and history rows are written once, when the job completes: one statement each.
+        self._outbox: list[dict[str, Any]] = []
+        self._history: list[dict[str, Any]] = []
+
+    def complete(self) -> None:
+        """Writes what the job buffered; runs inside the job's transaction, after the job."""
+        self.many(
+            "INSERT INTO order_history (order_id, at, status, event, detail)"
+            " VALUES (:id, :now, :status, :event, :detail)",
+            self._history,
+        )
+        self.many(
+            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, sequence, payload, created_at)"
+            " VALUES (:id, :atype, :aid, :type, :seq, :payload, :now)",
+            self._outbox,
+        )
+        self._history, self._outbox = [], []
 
     # -- plumbing ---------------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -221,7 +238,7 @@ class SqlUnitOfWork:
         )
         return [Position(r[0], r[1], *(int(v) for v in r[2:])) for r in rows]
 
-    def apply_movements(self, movements: Sequence[Movement]) -> None:
+    def apply_movements(self, movements: Sequence[Movement], new_positions: Sequence[tuple[str, str]]) -> None:
         rows = [
             {
                 "sku": m.sku,
@@ -246,7 +263,7 @@ class SqlUnitOfWork:
         # New positions start at zero (CHECK constraints are tested before an upsert's conflict).
         self.many(
             "INSERT INTO positions (sku, node_id) VALUES (:sku, :node_id) ON CONFLICT (sku, node_id) DO NOTHING",
-            [{"sku": k[0], "node_id": k[1]} for k in dict.fromkeys(m.key for m in movements)],
+            [{"sku": sku, "node_id": node_id} for sku, node_id in new_positions],
         )
         # The guard repeats the domain's check in the database: a hold never takes more than is free.
         # CHECK constraints keep reserved <= on_hand and every bucket >= 0.
@@ -343,9 +360,17 @@ class SqlUnitOfWork:
         )
         self.many(
             "INSERT INTO order_lines (order_id, line_no, sku, quantity, allocated, shipped, cancelled)"
-            " VALUES (:id, :line_no, :sku, :quantity, 0, 0, 0)",
+            " VALUES (:id, :line_no, :sku, :quantity, :allocated, :shipped, :cancelled)",
             [
-                {"id": order.order_id, "line_no": ln.line_no, "sku": ln.sku, "quantity": ln.quantity}
+                {
+                    "id": order.order_id,
+                    "line_no": ln.line_no,
+                    "sku": ln.sku,
+                    "quantity": ln.quantity,
+                    "allocated": ln.allocated,
+                    "shipped": ln.shipped,
+                    "cancelled": ln.cancelled,
+                }
                 for ln in order.lines
             ],
         )
@@ -395,6 +420,18 @@ class SqlUnitOfWork:
             ],
         )
 
+    def order_ids(self, channel_id: str | None, status: str | None, after: str, limit: int) -> list[str]:
+        where = ["order_id > :after"]
+        if channel_id is not None:
+            where.append("channel_id = :channel")
+        if status is not None:
+            where.append("status = :status")
+        rows = self.all(
+            f"SELECT order_id FROM orders WHERE {' AND '.join(where)} ORDER BY order_id LIMIT :n",
+            {"after": after, "channel": channel_id, "status": status, "n": limit},
+        )
+        return [r[0] for r in rows]
+
     def backordered_order_ids(self, skus: Iterable[str], limit: int) -> list[str]:
         in_list, params = _in("s", sorted(set(skus)))
         rows = self.all(
@@ -405,16 +442,14 @@ class SqlUnitOfWork:
         return [r[0] for r in rows]
 
     def add_history(self, order: Order, event: str, detail: dict[str, Any]) -> None:
-        self.x(
-            "INSERT INTO order_history (order_id, at, status, event, detail)"
-            " VALUES (:id, :now, :status, :event, :detail)",
+        self._history.append(
             {
                 "id": order.order_id,
                 "now": self.now_text,
                 "status": str(order.status),
                 "event": event,
                 "detail": dumps(detail),
-            },
+            }
         )
 
     def history(self, order_id: str) -> list[dict[str, Any]]:
@@ -492,11 +527,10 @@ class SqlUnitOfWork:
 
     # -- outbox and idempotency -------------------------------------------------------------------
     def add_events(self, events: Sequence[tuple[DomainEvent, int]]) -> None:
-        rows = []
         for event, sequence in events:
-            event_id = str(uuid7())
+            event_id = uuid7_str()
             payload = cloudevent(event, event_id=event_id, sequence=sequence, time=self.now_text)
-            rows.append(
+            self._outbox.append(
                 {
                     "id": event_id,
                     "atype": event.aggregatetype,
@@ -507,11 +541,6 @@ class SqlUnitOfWork:
                     "now": self.now_text,
                 }
             )
-        self.many(
-            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, sequence, payload, created_at)"
-            " VALUES (:id, :atype, :aid, :type, :seq, :payload, :now)",
-            rows,
-        )
 
     def get_response(self, scope: str, key: str) -> StoredResponse | None:
         r = self.one(

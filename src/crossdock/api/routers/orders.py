@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from crossdock.api.problems import responses
 from crossdock.api.schemas import CancelIn, OrderIn, OrderOut, ShipmentIn, ShipToIn
 from crossdock.api.writes import json_response, read, write
 from crossdock.connectors.postal import locate
-from crossdock.domain.order import Order, ShipTo
+from crossdock.domain.order import Order, OrderStatus, ShipTo
 from crossdock.services import queries
 from crossdock.services.orders import NewOrder, allocations_view, cancel_order, ingest_order, ship_order
 from crossdock.services.ports import UnitOfWork
@@ -76,6 +76,19 @@ async def post_order(request: Request, body: OrderIn) -> Response:
         return (201 if created else 200), order_out(order)
 
     return await write(request, body, job)
+
+
+@router.get("/orders")
+async def list_orders(
+    request: Request,
+    channel_id: str | None = Query(None, description="Only this channel's orders"),
+    status: OrderStatus | None = Query(None, description="Only orders in this status"),
+    after: str = Query("", description="Cursor: the last order_id of the previous page"),
+    limit: int = Query(100, ge=1, le=1000),
+) -> Response:
+    """Orders, oldest first, with cursor pagination."""
+    state = str(status) if status else None
+    return json_response(await read(request, lambda uow: queries.order_list(uow, channel_id, state, after, limit)))
 
 
 @router.get("/orders/{order_id}", responses=responses("not-found", ok={200: {"model": OrderOut}}))

@@ -189,7 +189,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Text, nullable=False),
         sa.Column("published_at", sa.Text),
     )
-    op.create_index("outbox_by_aggregate", "outbox", ["aggregatetype", "aggregateid", "sequence"])
     op.create_table(
         "idempotency_keys",
         sa.Column("scope", sa.Text, primary_key=True),

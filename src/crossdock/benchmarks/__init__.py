@@ -1,0 +1,1 @@
+"""Benchmark scenarios behind `crossdock bench NAME`: figures printed and written as JSON."""
