@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
+from crossdock.services import orders as orders_service
 from tests.world import LA, NYC, order, seed
 
 
@@ -60,3 +62,18 @@ def test_backorder_filled_first_in_first_out(http: httpx.Client) -> None:
     http.post(f"/v1/orders/{first['order_id']}/cancel", json={}).raise_for_status()
     assert http.get(f"/v1/orders/{second['order_id']}").json()["status"] == "allocated"
     assert http.get(f"/v1/orders/{third['order_id']}").json()["status"] == "backordered"
+
+
+def test_freed_stock_reaches_a_backorder_that_can_use_it(http: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Older backorders whose channel cannot reach the restocked node must not block newer ones."""
+    monkeypatch.setattr(orders_service, "BACKORDER_BATCH", 2)
+    seed(http, {"CAP": {}})
+    amazon = [http.post("/v1/orders", json=order(f"C-{i}", {"CAP": 1}, channel="amz")).json() for i in range(3)]
+    web = http.post("/v1/orders", json=order("C-web", {"CAP": 1})).json()
+    assert {o["status"] for o in [*amazon, web]} == {"backordered"}
+    http.post(  # the Chicago store serves the web shop only
+        "/v1/inventory/adjustments",
+        json={"adjustments": [{"sku": "CAP", "node_id": "store-chi", "delta": 1, "reason": "receipt"}]},
+    ).raise_for_status()
+    assert http.get(f"/v1/orders/{web['order_id']}").json()["status"] == "allocated"
+    assert all(http.get(f"/v1/orders/{o['order_id']}").json()["status"] == "backordered" for o in amazon)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,17 +18,21 @@ app = typer.Typer(help="Crossdock: an omnichannel logistics hub.", no_args_is_he
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (CROSSDOCK_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (CROSSDOCK_PORT)")] = None,
+    workers: Annotated[int, typer.Option(help="API processes; on SQLite they share one database file")] = 1,
 ) -> None:
     """Run the API (and, in embedded mode, the workers beside it)."""
     import uvicorn
 
-    from crossdock.api.app import create_app
     from crossdock.logs import configure
+    from crossdock.store.migrate import upgrade
 
     settings = Settings()
     configure(settings.log_format)
+    upgrade(settings.database_url)  # once, before any worker starts
     uvicorn.run(
-        create_app(settings),
+        "crossdock.api.app:create_app",
+        factory=True,
+        workers=workers,
         host=host or settings.host,
         port=port or settings.port,
         access_log=False,
@@ -67,6 +72,70 @@ def reconcile(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")
         for d in drift:
             typer.echo(f"  {d.sku} @ {d.node_id}: stored {d.stored} rebuilt {d.rebuilt}")
     raise typer.Exit(1 if drift else 0)
+
+
+@app.command()
+def demo(
+    orders: Annotated[int, typer.Option(min=1, help="Orders placed during the flash sale")] = 3000,
+    concurrency: Annotated[int, typer.Option(min=1, max=512, help="Concurrent HTTP clients")] = 48,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="Leave the server running until Ctrl-C (to browse /docs)")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world and the sale")] = 42,
+) -> None:
+    """The whole product on the embedded default: a synthetic world, a flash sale over HTTP, a summary."""
+    from crossdock.demo import DemoOptions, run
+
+    raise typer.Exit(run(DemoOptions(orders=orders, concurrency=concurrency, keep=keep, seed=seed)))
+
+
+BENCHMARKS = ("ingest",)
+
+
+@app.command()
+def bench(
+    name: Annotated[str, typer.Argument(help=f"Scenario: {', '.join(BENCHMARKS)}")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
+    seconds: Annotated[float, typer.Option(help="Measured load duration")] = 15,
+    connections: Annotated[int, typer.Option(help="Concurrent HTTP connections")] = 64,
+    workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 2,
+    out: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
+) -> None:
+    """Run a benchmark scenario, print its figures and save them as JSON."""
+    from rich.console import Console
+
+    from crossdock.benchmarks import ingest, report
+
+    if name not in BENCHMARKS:
+        raise typer.BadParameter(f"unknown scenario {name!r}; one of {', '.join(BENCHMARKS)}")
+    console = Console(stderr=as_json)
+    with console.status(f"running benchmark {name}..."):
+        results = {
+            "scenario": name,
+            "machine": report.machine(),
+            **ingest.run(seconds=seconds, connections=connections, workers=workers),
+        }
+    path = report.save(name, results, out)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    http, local = results["http"], results["in_process_sqlite"]
+    lat = http["latency_ms"]
+    report.table(
+        f"crossdock bench ingest ({http['workers']} API processes, {http['connections']} connections, SQLite)",
+        [
+            ("POST /v1/orders per second", f"{http['orders_per_s']:,.0f}"),
+            ("latency p50 / p90 / p99 (ms)", f"{lat['p50']} / {lat['p90']} / {lat['p99']}"),
+            ("requests, errors", f"{http['requests']:,}, {http['errors']}"),
+            ("orders by status", ", ".join(f"{k} {v:,}" for k, v in sorted(http["orders_by_status"].items()))),
+            ("positions with reserved > on_hand", str(http["positions_oversold"])),
+            ("reconciliation", "ok" if http["reconciliation_ok"] else "DRIFT"),
+            ("in-process orders per second", f"{local['orders_per_s']:,.0f}"),
+            ("in-process reservations per second", f"{local['reservations_per_s']:,.0f}"),
+        ],
+        console,
+    )
+    console.print(f"results: {path}")
 
 
 if __name__ == "__main__":

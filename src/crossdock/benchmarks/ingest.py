@@ -20,11 +20,11 @@ from typing import Any
 
 import httpx
 
-from crossdock.benchmarks.server import ServerProcess
 from crossdock.connectors.postal import locate, us_zip_codes
 from crossdock.domain.catalog import Channel, ChannelType, Node, NodeType, Sku
 from crossdock.domain.order import ShipTo
 from crossdock.domain.position import Reason
+from crossdock.localserver import ServerProcess
 from crossdock.services import catalog, holds, orders
 from crossdock.services.inventory import Adjustment, adjust_stock
 from crossdock.services.ports import UnitOfWork
@@ -125,14 +125,14 @@ def http_ingest(seconds: float, connections: int, workers: int, skus: int, seed:
     if shutil.which("wrk") is None:
         raise RuntimeError("the load generator `wrk` is not installed (Debian: apt-get install wrk)")
     db_path = work / "ingest.db"
-    server = ServerProcess(f"sqlite:///{db_path}", workers=workers, log=work / "server.log")
-    with server, httpx.Client(base_url=server.url, timeout=60) as client:
+    server = ServerProcess(f"sqlite:///{db_path}", work / "server.log", workers=workers)
+    with server, httpx.Client(base_url=server.base_url, timeout=60) as client:
         _seed_http(client, skus)
         warm, run = work / "warm.lua", work / "run.lua"
         _script(warm, skus, "warm", seed)
         _script(run, skus, "run", seed + 1)
-        _wrk(server.url, warm, 3, connections, 1)
-        figures = _wrk(server.url, run, seconds, connections, 1)
+        _wrk(server.base_url, warm, 3, connections, 1)
+        figures = _wrk(server.base_url, run, seconds, connections, 1)
         reconciliation = client.get("/v1/admin/reconciliation").json()
     duration = figures["duration_us"] / 1e6
     errors = sum(v for k, v in figures.items() if k.startswith("errors_"))

@@ -149,8 +149,9 @@ def fill_backorders(uow: UnitOfWork, ledger: Ledger, skus: Iterable[str]) -> Non
     if not wanted:
         return
     ledger.lock(wanted)
-    for order_id in uow.backordered_order_ids(wanted, BACKORDER_BATCH):
-        if not any(ledger.free(s, n) > 0 for s in wanted for n in ledger.catalog.nodes):
+    channels = _channels_with_stock(ledger, wanted)
+    for order_id in uow.backordered_order_ids(wanted, channels, BACKORDER_BATCH):
+        if not _channels_with_stock(ledger, wanted):
             return
         order = uow.get_order(order_id)
         assert order is not None
@@ -161,6 +162,12 @@ def fill_backorders(uow: UnitOfWork, ledger: Ledger, skus: Iterable[str]) -> Non
             continue
         if allocate(uow, ledger, order, channel_of(ledger, order.channel_id)):
             uow.save_order(order)
+
+
+def _channels_with_stock(ledger: Ledger, skus: set[str]) -> list[str]:
+    """Channels one of whose nodes has free units of these SKUs: only their backorders can gain."""
+    stocked = {n for s in skus for n in ledger.catalog.nodes if ledger.free(s, n) > 0}
+    return [c.channel_id for c in ledger.catalog.channels.values() if stocked.intersection(c.node_ids)]
 
 
 def _load_locked(uow: UnitOfWork, ledger: Ledger, order_id: str) -> Order:

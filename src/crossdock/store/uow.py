@@ -432,12 +432,16 @@ class SqlUnitOfWork:
         )
         return [r[0] for r in rows]
 
-    def backordered_order_ids(self, skus: Iterable[str], limit: int) -> list[str]:
-        in_list, params = _in("s", sorted(set(skus)))
+    def backordered_order_ids(self, skus: Iterable[str], channel_ids: Sequence[str], limit: int) -> list[str]:
+        if not channel_ids:
+            return []
+        skus_in, params = _in("s", sorted(set(skus)))
+        channels_in, channel_params = _in("c", list(channel_ids))
         rows = self.all(
-            f"SELECT DISTINCT order_id FROM order_lines WHERE sku IN {in_list}"
-            " AND allocated + shipped + cancelled < quantity ORDER BY order_id LIMIT :n",
-            {**params, "n": limit},
+            f"SELECT DISTINCT l.order_id FROM order_lines l JOIN orders o ON o.order_id = l.order_id"
+            f" WHERE l.sku IN {skus_in} AND o.channel_id IN {channels_in}"
+            " AND l.allocated + l.shipped + l.cancelled < l.quantity ORDER BY l.order_id LIMIT :n",
+            {**params, **channel_params, "n": limit},
         )
         return [r[0] for r in rows]
 
