@@ -12,8 +12,9 @@ from starlette.responses import Response
 
 from crossdock import __version__
 from crossdock.api import problems
-from crossdock.api.middleware import EdgeMiddleware
+from crossdock.api.lane import CrossdockAPI
 from crossdock.api.routers import admin, catalog, inventory, orders, reservations
+from crossdock.api.schemas import OrderIn, ReservationIn
 from crossdock.api.writes import json_response
 from crossdock.config import Settings
 from crossdock.connectors.postal import locate
@@ -60,7 +61,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if own:
                 app.state.db.close()
 
-    app = FastAPI(
+    app = CrossdockAPI(
+        max_body_bytes=settings.max_body_bytes,
         title="Crossdock",
         version=__version__,
         description=DESCRIPTION,
@@ -89,5 +91,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         await asyncio.to_thread(database.read, lambda uow: uow.catalog())
         return json_response({"status": "ready", "database": database.dialect})
 
-    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_lane("POST", "/v1/orders", OrderIn, orders.create_order)
+    app.add_lane("POST", "/v1/reservations", ReservationIn, reservations.create_reservation)
     return app

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
@@ -65,23 +67,44 @@ def responses(*kinds: str, ok: dict[int | str, dict[str, Any]] | None = None) ->
     return out
 
 
+def domain_problem(exc: DomainError, instance: str) -> Response:
+    kind = exc.kind if exc.kind in KINDS else "invalid-request"
+    return problem_response(kind, exc.detail, instance, **_jsonable(exc.extra))
+
+
+def validation_problem(raw: Sequence[Any], instance: str, prefix: tuple[str, ...] = ()) -> Response:
+    errors = [
+        {"location": [*prefix, *e.get("loc", ())], "message": e.get("msg", ""), "type": e.get("type", "")} for e in raw
+    ]
+    if any(e["type"] == "json_invalid" for e in errors):
+        return problem_response("malformed-json", "the body could not be parsed as JSON", instance)
+    where = ".".join(str(p) for p in errors[0]["location"]) if errors else "body"
+    detail = f"{where}: {errors[0]['message']}" if errors else "invalid request"
+    return problem_response("validation-error", detail, instance, errors=errors)
+
+
+def internal_problem(instance: str) -> Response:
+    structlog.get_logger().exception("unhandled error", path=instance)
+    return problem_response("internal-error", "the server failed; the request may be retried", instance)
+
+
+def problem_for(exc: Exception, instance: str) -> Response:
+    """The problem answer for an exception raised outside FastAPI's handlers (the fast lane)."""
+    if isinstance(exc, DomainError):
+        return domain_problem(exc, instance)
+    if isinstance(exc, ValidationError):
+        return validation_problem(exc.errors(), instance, ("body",))
+    return internal_problem(instance)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> Response:
-        kind = exc.kind if exc.kind in KINDS else "invalid-request"
-        return problem_response(kind, exc.detail, request.url.path, **_jsonable(exc.extra))
+        return domain_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = [
-            {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
-            for e in exc.errors()
-        ]
-        if any(e["type"] == "json_invalid" for e in errors):
-            return problem_response("malformed-json", "the body could not be parsed as JSON", request.url.path)
-        where = ".".join(str(p) for p in errors[0]["location"]) if errors else "body"
-        detail = f"{where}: {errors[0]['message']}" if errors else "invalid request"
-        return problem_response("validation-error", detail, request.url.path, errors=errors)
+        return validation_problem(exc.errors(), request.url.path)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
@@ -95,10 +118,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
-        import structlog
-
-        structlog.get_logger().exception("unhandled error", path=request.url.path)
-        return problem_response("internal-error", "the server failed; the request may be retried", request.url.path)
+        return internal_problem(request.url.path)
 
 
 def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:

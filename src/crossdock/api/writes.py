@@ -36,11 +36,13 @@ async def read(request: Request, job: Callable[[UnitOfWork], Any]) -> Any:
 
 async def write(request: Request, body: BaseModel | None, job: Callable[[UnitOfWork], Outcome]) -> Response:
     key = request.headers.get("idempotency-key")
-    if key is not None and not 0 < len(key) <= 255:
-        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+    digest = ""
+    if key is not None:
+        if not 0 < len(key) <= 255:
+            raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
+        canonical = orjson.dumps(body.model_dump(mode="json") if body else None, option=orjson.OPT_SORT_KEYS)
+        digest = hashlib.sha256(canonical).hexdigest()
     scope = f"{request.method} {request.url.path}"
-    canonical = orjson.dumps(body.model_dump(mode="json") if body else None, option=orjson.OPT_SORT_KEYS)
-    digest = hashlib.sha256(canonical).hexdigest()
 
     def run(uow: UnitOfWork) -> tuple[int, Any, bool]:
         if key is not None:

@@ -63,6 +63,10 @@ def order_out(order: Order) -> dict[str, Any]:
 async def post_order(request: Request, body: OrderIn) -> Response:
     """Takes an order in from a channel and allocates it; what cannot be allocated now is backordered
     and allocated first-in-first-out when stock arrives. Idempotent on (channel_id, external_id)."""
+    return await create_order(request, body)
+
+
+async def create_order(request: Request, body: OrderIn) -> Response:
     cmd = NewOrder(
         body.channel_id,
         body.external_id,

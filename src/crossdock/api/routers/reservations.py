@@ -30,6 +30,10 @@ router = APIRouter(prefix="/v1", tags=["reservations"])
 )
 async def post_reservation(request: Request, body: ReservationIn) -> Response:
     """Holds stock for a storefront checkout until `expires_at`: every line or nothing (409)."""
+    return await create_reservation(request, body)
+
+
+async def create_reservation(request: Request, body: ReservationIn) -> Response:
     lines = [(ln.sku, ln.quantity) for ln in body.lines]
 
     def job(uow: UnitOfWork) -> tuple[int, Any]:
