@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 
 import structlog
@@ -53,6 +54,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             upgrade(settings.database_url)
             app.state.db = open_database(settings.database_url, writers=settings.pg_writers)
         locate("00000", "US")  # loads the ZIP table now, not on the first order
+        # What start-up loaded (the ZIP table, the app) lives as long as the process: keeping it out of
+        # the cyclic collector's full passes takes ~100 ms pauses out of the latency tail.
+        gc.freeze()
         sweeper = asyncio.create_task(_sweep_holds(app.state.db, settings.hold_sweep_seconds))
         try:
             yield

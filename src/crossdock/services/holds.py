@@ -85,13 +85,23 @@ def _locked_hold(uow: UnitOfWork, ledger: Ledger, reservation_id: str) -> Hold:
     return locked
 
 
-def _let_go(uow: UnitOfWork, ledger: Ledger, h: Hold, status: HoldStatus, reason: Reason, event: str) -> None:
+def _let_go(
+    uow: UnitOfWork,
+    ledger: Ledger,
+    h: Hold,
+    status: HoldStatus,
+    reason: Reason,
+    event: str,
+    *,
+    refill: bool = True,
+) -> None:
     h.close(status, uow.now)
     for ln in h.lines:
         ledger.post(release(ledger.position(ln.sku, ln.node_id), ln.quantity, reason, h.reservation_id))
     _emit(uow, h, event)
     uow.save_hold(h)
-    fill_backorders(uow, ledger, {ln.sku for ln in h.lines})
+    if refill:
+        fill_backorders(uow, ledger, {ln.sku for ln in h.lines})
 
 
 def release_hold(uow: UnitOfWork, reservation_id: str) -> Hold:
@@ -102,10 +112,15 @@ def release_hold(uow: UnitOfWork, reservation_id: str) -> Hold:
     return h
 
 
-def release_for_recount(uow: UnitOfWork, ledger: Ledger, reservation_id: str) -> None:
-    """A recount found less stock than is held: the checkout loses its hold."""
+def release_for_recount(uow: UnitOfWork, ledger: Ledger, reservation_id: str) -> set[str]:
+    """A recount found less stock than is held: the checkout loses its hold. Returns the SKUs it freed.
+
+    Backorders are not offered the freed units here: the lower count is not posted yet, so they
+    would take units that are no longer there (and the count would then fail). The caller offers
+    them once every count is posted."""
     h = _locked_hold(uow, ledger, reservation_id)
-    _let_go(uow, ledger, h, HoldStatus.RELEASED, Reason.HOLD_RELEASED, ev.RESERVATION_RELEASED)
+    _let_go(uow, ledger, h, HoldStatus.RELEASED, Reason.HOLD_RELEASED, ev.RESERVATION_RELEASED, refill=False)
+    return {ln.sku for ln in h.lines}
 
 
 def expire_holds(uow: UnitOfWork) -> int:

@@ -55,26 +55,30 @@ def adjust_stock(uow: UnitOfWork, adjustments: Sequence[Adjustment]) -> list[Pos
             raise InvalidRequest(f"cannot adjust {a.bucket}; one of {', '.join(ADJUSTABLE)}")
     ledger.lock(a.sku for a in adjustments)
     touched: list[tuple[str, str]] = []
+    freed: set[str] = set()  # SKUs of checkout holds a recount released (possibly at other nodes)
     for a in adjustments:
         pos = ledger.position(a.sku, a.node_id)
         current = getattr(pos, a.bucket)
         delta = a.target(current) - current
         if a.bucket == "on_hand" and pos.on_hand + delta < pos.reserved:
-            _take_back(uow, ledger, a.sku, a.node_id, pos.reserved - (pos.on_hand + delta))
+            freed |= _take_back(uow, ledger, a.sku, a.node_id, pos.reserved - (pos.on_hand + delta))
         ledger.post(Movement(a.sku, a.node_id, a.reason, a.reference, **{f"d_{a.bucket}": delta}))
         touched.append((a.sku, a.node_id))
-    fill_backorders(uow, ledger, {sku for sku, _ in touched})
+    # Backorders are offered freed stock only now, when every count is posted.
+    fill_backorders(uow, ledger, {sku for sku, _ in touched} | freed)
     ledger.flush()
     return [ledger.position(sku, node) for sku, node in dict.fromkeys(touched)]
 
 
-def _take_back(uow: UnitOfWork, ledger: Ledger, sku: str, node_id: str, shortfall: int) -> None:
+def _take_back(uow: UnitOfWork, ledger: Ledger, sku: str, node_id: str, shortfall: int) -> set[str]:
+    """Frees `shortfall` held units at one position, newest claim first; returns the SKUs of released holds."""
+    freed: set[str] = set()
     claims = sorted(uow.claims_at(sku, node_id), key=lambda c: c.owner_id.split("_", 1)[1], reverse=True)
     for claim in claims:
         if shortfall <= 0:
-            return
+            break
         if claim.kind == "hold":
-            release_for_recount(uow, ledger, claim.owner_id)
+            freed |= release_for_recount(uow, ledger, claim.owner_id)
             shortfall -= claim.quantity
             continue
         order = uow.get_order(claim.owner_id, lock=True)
@@ -92,3 +96,4 @@ def _take_back(uow: UnitOfWork, ledger: Ledger, sku: str, node_id: str, shortfal
         uow.save_order(order)
         uow.add_history(order, "deallocated", {"node_id": node_id, "sku": sku, "quantity": take, "why": "recount"})
         shortfall -= take
+    return freed
