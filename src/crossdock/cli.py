@@ -130,8 +130,20 @@ def bench(
             ("orders by status", ", ".join(f"{k} {v:,}" for k, v in sorted(http["orders_by_status"].items()))),
             ("positions with reserved > on_hand", str(http["positions_oversold"])),
             ("reconciliation", "ok" if http["reconciliation_ok"] else "DRIFT"),
-            ("in-process orders per second", f"{local['orders_per_s']:,.0f}"),
-            ("in-process reservations per second", f"{local['reservations_per_s']:,.0f}"),
+            (
+                "in-process orders / reservations per second, SQLite",
+                f"{local['orders_per_s']:,.0f} / {local['reservations_per_s']:,.0f}",
+            ),
+            *(
+                [
+                    (
+                        "in-process orders / reservations per second, PostgreSQL",
+                        f"{pg['orders_per_s']:,.0f} / {pg['reservations_per_s']:,.0f}",
+                    )
+                ]
+                if (pg := results.get("in_process_postgresql"))
+                else []
+            ),
         ],
         console,
     )

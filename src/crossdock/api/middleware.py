@@ -12,10 +12,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from crossdock.api.problems import KINDS, MEDIA_TYPE, TYPE_BASE
 
 
-class _TooLarge(Exception):
-    pass
-
-
 class EdgeMiddleware:
     def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
         self.app = app
@@ -28,35 +24,47 @@ class EdgeMiddleware:
         request_id = _header(scope, b"request-id") or os.urandom(8).hex()
         rid = request_id.encode()
         scope.setdefault("state", {})["request_id"] = request_id
-        started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal started
             if message["type"] == "http.response.start":
-                started = True
                 message["headers"] = [*message.get("headers", []), (b"request-id", rid)]
             await send(message)
 
         length = _header(scope, b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_body):
-            await self._too_large(scope, send_with_id)
-            return
-        seen = 0
-
-        async def capped_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_body:
-                    raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, capped_receive, send_with_id)
-        except _TooLarge:
-            if not started:
+        if length is not None:
+            # The server holds the client to its Content-Length: checking the declared size is enough.
+            if not length.isdigit() or int(length) > self.max_body:
                 await self._too_large(scope, send_with_id)
+                return
+            await self.app(scope, receive, send_with_id)
+            return
+        # No declared size (chunked): read the body here, up to the cap, so an oversized one is a 413
+        # before any handler sees it. An error raised from inside a handler's body read became a 400
+        # (FastAPI's body parsing) or a 500 (the fast lane) instead.
+        chunks: list[bytes] = []
+        seen = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body:
+                await self._too_large(scope, send_with_id)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send_with_id)
 
     async def _too_large(self, scope: Scope, send: Send) -> None:
         status, title = KINDS["payload-too-large"]

@@ -53,7 +53,9 @@ def problem_response(kind: str, detail: str, instance: str | None = None, **extr
     body: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status, "detail": detail}
     if instance:
         body["instance"] = instance
-    body.update({k: v for k, v in extra.items() if v is not None})
+    # Extension members never replace the RFC 9457 ones: an error's extra `status` (an order's state)
+    # once overwrote the HTTP status number.
+    body.update({k: v for k, v in extra.items() if v is not None and k not in body and k != "instance"})
     return Response(orjson.dumps(body), status_code=status, media_type=MEDIA_TYPE)
 
 
@@ -119,6 +121,37 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Response:
         return internal_problem(request.url.path)
+
+    _document_problems(app)
+
+
+def _document_problems(app: FastAPI) -> None:
+    """Makes the OpenAPI document say what the server answers. FastAPI files a response `model` under
+    the route's media type (application/json) and adds its own 422 schema; here every error is
+    `application/problem+json` with the Problem schema. Operations that take a body can also answer
+    400 (malformed JSON) and 413 (too large), which no route declares itself."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        schema.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                answers = operation.get("responses", {})
+                if "requestBody" in operation:
+                    for kind in ("malformed-json", "payload-too-large"):
+                        status, title = KINDS[kind]
+                        answers.setdefault(str(status), {"description": f"`{kind}`: {title}"})
+                for status, answer in answers.items():
+                    if status.startswith(("4", "5")):
+                        answer["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _jsonable(extra: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictFloat, StrictInt, model_validator
 
-Id = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:/@+-]+$")]
+ID_PATTERN = r"^[A-Za-z0-9._:/@+-]+$"
+Id = Annotated[str, Field(min_length=1, max_length=128, pattern=ID_PATTERN)]
 Quantity = Annotated[StrictInt, Field(gt=0, le=1_000_000)]
 Count = Annotated[StrictInt, Field(ge=0, le=1_000_000_000)]
 Number = StrictFloat | StrictInt

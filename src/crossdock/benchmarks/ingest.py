@@ -6,6 +6,7 @@ then the oversell check, then the write path alone in-process (orders/s and chec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import shutil
@@ -149,11 +150,10 @@ def http_ingest(seconds: float, connections: int, workers: int, skus: int, seed:
     }
 
 
-def in_process(count: int, skus: int, work: Path) -> dict[str, Any]:
-    """The write path alone, no HTTP: jobs submitted straight to the database's writer."""
-    url = f"sqlite:///{work / 'inproc.db'}"
+def in_process(url: str, count: int, skus: int) -> dict[str, Any]:
+    """The write path alone, no HTTP: jobs submitted straight to the database's writer(s)."""
     upgrade(url)
-    db = open_database(url)
+    db = open_database(url, writers=16)
     try:
         node_ids = list(NODES)
 
@@ -196,7 +196,16 @@ def run(
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as tmp:
         work = Path(tmp)
-        return {
+        results = {
             "http": http_ingest(seconds, connections, workers, skus, seed, work),
-            "in_process_sqlite": in_process(20_000, 2_000, work),
+            "in_process_sqlite": in_process(f"sqlite:///{work / 'inproc.db'}", 20_000, 2_000),
         }
+        with contextlib.suppress(ImportError):  # PostgreSQL figures when the `pgserver` package is there
+            import pgserver
+
+            server = pgserver.get_server(str(work / "pg"), cleanup_mode="stop")
+            try:
+                results["in_process_postgresql"] = in_process(server.get_uri(), 20_000, 2_000)
+            finally:
+                server.cleanup()
+        return results

@@ -156,7 +156,8 @@ class Order:
 
     def _require_open(self) -> None:
         if self.status in TERMINAL:
-            raise InvalidTransition(f"order {self.order_id} is {self.status}", status=str(self.status))
+            # `state`, not `status`: in a problem answer `status` is the HTTP status
+            raise InvalidTransition(f"order {self.order_id} is {self.status}", state=str(self.status))
 
 
 def validate_lines(lines: list[tuple[str, int]]) -> None:

@@ -41,7 +41,8 @@ class Hold:
 
     def close(self, status: HoldStatus, now: datetime) -> None:
         if self.status != HoldStatus.ACTIVE:
-            raise InvalidTransition(f"reservation {self.reservation_id} is {self.status}", status=str(self.status))
+            # `state`, not `status`: in a problem answer `status` is the HTTP status
+            raise InvalidTransition(f"reservation {self.reservation_id} is {self.status}", state=str(self.status))
         if status == HoldStatus.COMMITTED and now >= self.expires_at:
             raise InvalidTransition(f"reservation {self.reservation_id} expired at {self.expires_at.isoformat()}")
         self.status = status

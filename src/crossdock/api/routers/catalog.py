@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from crossdock.api.problems import responses
-from crossdock.api.schemas import ChannelIn, Id, NodeIn, SkuIn
+from crossdock.api.schemas import ID_PATTERN, ChannelIn, NodeIn, SkuIn
 from crossdock.api.writes import json_response, read, write
 from crossdock.connectors.postal import locate
 from crossdock.domain.catalog import Buffer, Channel, ChannelType, Node, NodeType, Sku
@@ -18,9 +18,13 @@ from crossdock.services.ports import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
+# FastAPI ignores the constraints of a pydantic `Field` on a path parameter (`Id = Path()` let
+# "BAD ID" in, a SKU no order line could name): path ids carry theirs in `Path`.
+PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
 
 @router.put("/skus/{sku}", status_code=200, responses=responses(ok={201: {"description": "Created"}}))
-async def put_sku(request: Request, body: SkuIn, sku: Id = Path()) -> Response:
+async def put_sku(request: Request, body: SkuIn, sku: PathId) -> Response:
     """Creates or replaces a SKU."""
     item = Sku(sku, body.name, body.weight_grams)
 
@@ -40,7 +44,7 @@ async def get_sku(request: Request, sku: str) -> Response:
 
 
 @router.put("/nodes/{node_id}", responses=responses(ok={201: {"description": "Created"}}))
-async def put_node(request: Request, body: NodeIn, node_id: Id = Path()) -> Response:
+async def put_node(request: Request, body: NodeIn, node_id: PathId) -> Response:
     """Creates or replaces a node. Without lat/lon, a US ZIP code is located from bundled ZIP data."""
     if body.lat is None or body.lon is None:
         where = locate(body.postal_code, body.country)
@@ -75,7 +79,7 @@ async def list_nodes(request: Request) -> Response:
 
 
 @router.put("/channels/{channel_id}", responses=responses("unknown-reference", ok={201: {"description": "Created"}}))
-async def put_channel(request: Request, body: ChannelIn, channel_id: Id = Path()) -> Response:
+async def put_channel(request: Request, body: ChannelIn, channel_id: PathId) -> Response:
     """Creates or replaces a channel: its nodes in priority order and its buffer."""
     if len(set(body.node_ids)) != len(body.node_ids):
         raise InvalidRequest("node_ids lists a node twice")
