@@ -3,13 +3,13 @@ request body size (413 problem+json, before any handler sees the body)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from crossdock.api.problems import KINDS, MEDIA_TYPE, TYPE_BASE
+from crossdock.domain.ids import new_id
 
 
 class EdgeMiddleware:
@@ -21,7 +21,7 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _header(scope, b"request-id") or os.urandom(8).hex()
+        request_id = _header(scope, b"request-id") or new_id("req")
         rid = request_id.encode()
         scope.setdefault("state", {})["request_id"] = request_id
 

@@ -7,12 +7,17 @@ order of ids is the order of arrival: backorders are served first-in-first-out b
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 import uuid
 
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, counter)
+# Uniqueness comes from time and the counter; the random bits only separate processes. A seeded
+# generator avoids a getrandom() call per id; reseeded after fork so that children differ.
+_random = random.Random(os.urandom(16))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(16)))
 
 
 def uuid7_int() -> int:
@@ -27,7 +32,7 @@ def uuid7_int() -> int:
         else:
             counter = 0
         _last = (ms, counter)
-    rand = int.from_bytes(os.urandom(8)) & ((1 << 62) - 1)
+    rand = _random.getrandbits(62)
     return (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
 
 

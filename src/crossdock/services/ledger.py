@@ -33,8 +33,9 @@ class Ledger:
         new = sorted(set(skus) - self._seq.keys())
         if not new:
             return
-        self._seq.update(self.uow.lock_skus(new))
-        for pos in self.uow.positions(new):
+        sequences, positions = self.uow.lock_skus(new)
+        self._seq.update(sequences)
+        for pos in positions:
             self._before[pos.key] = self._now[pos.key] = pos
 
     def position(self, sku: str, node_id: str) -> Position:

@@ -49,8 +49,7 @@ def dumps(value: Any) -> str:
 class CatalogCache:
     """Nodes and channels change rarely: reload them only when `catalog_version` moves."""
 
-    version: int = -1
-    catalog: Catalog = field(default_factory=lambda: Catalog({}, {}))
+    entry: tuple[int, Catalog] = (-1, Catalog({}, {}))  # (version, catalog), replaced whole
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -105,8 +104,8 @@ class SqlUnitOfWork:
     # -- catalog ----------------------------------------------------------------------------------
     def catalog(self) -> Catalog:
         version = self.one("SELECT version FROM catalog_version WHERE id = 1")[0]
-        cache = self._cache
-        if version != cache.version:
+        entry = self._cache.entry
+        if version != entry[0]:
             nodes = {
                 r[0]: Node(r[0], NodeType(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8])
                 for r in self.all(
@@ -127,9 +126,12 @@ class SqlUnitOfWork:
                     "SELECT channel_id, type, name, node_ids, buffer_units, buffer_percent, config FROM channels"
                 )
             }
-            with cache.lock:
-                cache.version, cache.catalog = version, Catalog(nodes, channels)
-        return cache.catalog
+            entry = (version, Catalog(nodes, channels))
+            with self._cache.lock:
+                # Versions only grow: a reader whose snapshot is older must not replace a newer entry.
+                if version > self._cache.entry[0]:
+                    self._cache.entry = entry
+        return entry[1]
 
     def _bump_catalog(self) -> None:
         self.x("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
@@ -204,16 +206,22 @@ class SqlUnitOfWork:
         return [r[0] for r in rows]
 
     # -- positions and the ledger -----------------------------------------------------------------
-    def lock_skus(self, skus: Sequence[str]) -> dict[str, int]:
-        """Locks SKU rows in sorted order (the one lock order) and returns their event sequences."""
+    def lock_skus(self, skus: Sequence[str]) -> tuple[dict[str, int], list[Position]]:
+        """Locks SKU rows in sorted order (the one lock order); returns their event sequences and positions."""
         ordered = sorted(set(skus))
         in_list, params = _in("s", ordered)
-        rows = self.all(f"SELECT sku, seq FROM skus WHERE sku IN {in_list} ORDER BY sku{self._for_update}", params)
+        lock = " FOR UPDATE OF s" if self._for_update else ""
+        rows = self.all(
+            "SELECT s.sku, s.seq, p.node_id, p.on_hand, p.reserved, p.safety_stock, p.damaged, p.inbound"
+            f" FROM skus s LEFT JOIN positions p ON p.sku = s.sku WHERE s.sku IN {in_list}"
+            f" ORDER BY s.sku, p.node_id{lock}",
+            params,
+        )
         found = {r[0]: int(r[1]) for r in rows}
         missing = [s for s in ordered if s not in found]
         if missing:
             raise UnknownReference(f"unknown SKU {missing[0]}", skus=missing)
-        return found
+        return found, [Position(r[0], *r[2:]) for r in rows if r[2] is not None]
 
     def positions(self, skus: Sequence[str]) -> list[Position]:
         in_list, params = _in("s", list(skus))
