@@ -350,7 +350,7 @@ CASES = (
     Case("get: unknown hold", "GET", "/v1/reservations/{reservation_id}", fixed("/v1/reservations/res_nope"), 404,
          "not-found", mentions=("res_nope",)),
     Case("get: inventory of an unknown channel", "GET", "/v1/channels/{channel_id}/inventory",
-         fixed("/v1/channels/ebay/inventory"), 422, "unknown-reference", mentions=("ebay",)),
+         fixed("/v1/channels/ebay/inventory"), 404, "not-found", mentions=("ebay",)),
     Case("get: page size zero", "GET", "/v1/channels/{channel_id}/inventory",
          fixed("/v1/channels/web/inventory?limit=0"), 422, "validation-error", mentions=("limit",)),
     # -- catalog

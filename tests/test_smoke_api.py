@@ -77,3 +77,15 @@ def test_freed_stock_reaches_a_backorder_that_can_use_it(http: httpx.Client, mon
     ).raise_for_status()
     assert http.get(f"/v1/orders/{web['order_id']}").json()["status"] == "allocated"
     assert all(http.get(f"/v1/orders/{o['order_id']}").json()["status"] == "backordered" for o in amazon)
+
+
+def test_checkout_holds_stay_within_the_channel_buffer(http: httpx.Client) -> None:
+    seed(http, {"BAG": {"wh-east": 10}})  # amz sells 10 - 2 units - ceil(10%) = 7 of them
+    ats = {c["channel_id"]: c["available_to_sell"] for c in http.get("/v1/inventory/BAG").json()["channels"]}
+    assert ats == {"amz": 7, "web": 10}
+    hold = {"channel_id": "amz", "lines": [{"sku": "BAG", "quantity": 8}], "ttl_seconds": 60}
+    refused = http.post("/v1/reservations", json=hold)
+    assert refused.status_code == 409 and refused.json()["type"].endswith("/insufficient-stock")
+    hold["lines"][0]["quantity"] = 7
+    assert http.post("/v1/reservations", json=hold).status_code == 201
+    assert http.post("/v1/reservations", json={**hold, "channel_id": "web"}).status_code == 409  # 3 left, 7 asked

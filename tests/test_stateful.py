@@ -451,7 +451,8 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(target=held, channel_id=channels, lines=hold_lines, ttl=st.integers(1, 120) | st.just(3600))
     def create_hold(self, channel_id: str, lines: list[tuple[str, int]], ttl: int) -> Any:
-        fits = all(self.state.sellable(sku, channel_id) >= q for sku, q in lines)
+        # A checkout holds at most what the channel sells: its available-to-sell, after the buffer.
+        fits = all(self._ats(self.state, sku, channel_id) >= q for sku, q in lines)
         result, before, after = self.call(
             lambda uow: holds.create_hold(uow, channel_id, lines, ttl), None if fits else InsufficientStock
         )

@@ -98,7 +98,7 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
     seconds: Annotated[float, typer.Option(help="Measured load duration")] = 15,
     connections: Annotated[int, typer.Option(help="Concurrent HTTP connections")] = 64,
-    workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 2,
+    workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 1,
     out: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
 ) -> None:
     """Run a benchmark scenario, print its figures and save them as JSON."""

@@ -44,7 +44,10 @@ def create_hold(
     ttl_seconds: int,
     allocator: Allocator = nearest_first,
 ) -> Hold:
-    """All or nothing: either every unit is held, or InsufficientStock and nothing changes."""
+    """All or nothing: either every unit is held, or InsufficientStock and nothing changes.
+
+    A checkout may hold at most what the channel sells (its available-to-sell, after the buffer):
+    the buffer is there to keep the channel from selling the last units."""
     validate_lines(list(lines))
     if not 0 < ttl_seconds <= MAX_TTL_SECONDS:
         raise InvalidRequest(f"ttl_seconds must be between 1 and {MAX_TTL_SECONDS}")
@@ -53,13 +56,15 @@ def create_hold(
     ledger.lock(sku for sku, _ in lines)
     nodes = [ledger.catalog.nodes[n] for n in channel.node_ids if n in ledger.catalog.nodes]
     free = {(sku, n.node_id): ledger.free(sku, n.node_id) for sku, _ in lines for n in nodes}
-    picks = allocator(AllocationRequest(lines, nodes, free))
-    got: dict[str, int] = {}
-    for p in picks:
-        got[p.sku] = got.get(p.sku, 0) + p.quantity
-    short = {sku: qty - got.get(sku, 0) for sku, qty in lines if got.get(sku, 0) < qty}
+    sellable = {
+        sku: channel.available_to_sell({n.node_id: max(0, free[sku, n.node_id]) for n in nodes}) for sku, _ in lines
+    }
+    short = {sku: qty - sellable[sku] for sku, qty in lines if sellable[sku] < qty}
     if short:
         raise InsufficientStock(f"not enough stock on channel {channel_id} for {', '.join(sorted(short))}", short=short)
+    picks = allocator(AllocationRequest(lines, nodes, free))
+    if sum(p.quantity for p in picks) != sum(qty for _, qty in lines):  # an allocator that could not place all
+        raise InsufficientStock(f"the allocator could not place every unit on channel {channel_id}")
     h = Hold(
         reservation_id=new_id("res"),
         channel_id=channel_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from crossdock.domain.errors import NotFound, UnknownReference
+from crossdock.domain.errors import NotFound
 from crossdock.domain.position import Position
 from crossdock.services.holds import hold_view
 from crossdock.services.orders import allocations_view
@@ -35,7 +35,7 @@ def channel_inventory(uow: UnitOfWork, channel_id: str, after: str, limit: int) 
     """One page of a channel's sellable quantities, in SKU order; `next` resumes after the last."""
     channel = uow.catalog().channels.get(channel_id)
     if channel is None:
-        raise UnknownReference(f"unknown channel {channel_id}")
+        raise NotFound(f"no channel {channel_id}")
     skus = uow.skus_after(after, limit)
     by_sku: dict[str, dict[str, int]] = {s: {} for s in skus}
     if skus:

@@ -15,6 +15,7 @@ import queue
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ def open_database(url: str, *, writers: int = 8, clock: Clock = utcnow) -> Datab
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///PATH or postgresql://...")
 
 
-class _Base:
+class _Base(ABC):
     url: str
     dialect: str
 
@@ -68,6 +69,8 @@ class _Base:
         self._clock = clock
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._local = threading.local()
+        self._readers: list[Any] = []
+        self._readers_lock = threading.Lock()
         self._cache = CatalogCache()
         self._closed = False
         self._threads: list[threading.Thread] = []
@@ -99,6 +102,22 @@ class _Base:
             self._queue.put(None)
         for t in self._threads:
             t.join(timeout=30)
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    @abstractmethod
+    def _connect(self) -> Any: ...
+
+    def _reader(self) -> Any:
+        """This thread's read connection (reads run in the caller's thread, beside the writers)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self._connect()
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
 
     def _start(self, n: int, target: Callable[[], None]) -> None:
         for i in range(n):
@@ -126,9 +145,7 @@ class SqliteDatabase(_Base):
         return conn
 
     def read(self, job: Job[T]) -> T:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = self._connect()
+        conn = self._reader()
         conn.execute("BEGIN")
         try:
             return job(self._uow(conn))
@@ -211,9 +228,7 @@ class PostgresDatabase(_Base):
         return psycopg.connect(self.url, autocommit=False)
 
     def read(self, job: Job[T]) -> T:
-        conn = getattr(self._local, "conn", None)
-        if conn is None or conn.closed:
-            conn = self._local.conn = self._connect()
+        conn = self._reader()
         try:
             return job(self._uow(conn))
         finally:

@@ -56,7 +56,7 @@ async def get_inventory(request: Request, sku: str) -> Response:
 
 @router.get(
     "/channels/{channel_id}/inventory",
-    responses=responses("unknown-reference", ok={200: {"model": ChannelInventoryOut}}),
+    responses=responses("not-found", ok={200: {"model": ChannelInventoryOut}}),
 )
 async def get_channel_inventory(
     request: Request,
