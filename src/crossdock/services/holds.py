@@ -15,7 +15,7 @@ from crossdock.domain.order import Order, OrderLine, ShipTo, validate_lines
 from crossdock.domain.position import Reason, hold, release
 from crossdock.domain.reservation import MAX_TTL_SECONDS, Hold, HoldLine, HoldStatus
 from crossdock.services.ledger import Ledger
-from crossdock.services.orders import channel_of, emit, fill_backorders
+from crossdock.services.orders import channel_of, emit, fill_backorders, utc_text
 from crossdock.services.ports import UnitOfWork
 
 SWEEP_BATCH = 500
@@ -26,7 +26,7 @@ def hold_view(h: Hold) -> dict[str, Any]:
         "reservation_id": h.reservation_id,
         "channel_id": h.channel_id,
         "status": str(h.status),
-        "expires_at": h.expires_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": utc_text(h.expires_at),
         "order_id": h.order_id,
         "lines": [{"sku": ln.sku, "node_id": ln.node_id, "quantity": ln.quantity} for ln in h.lines],
     }

@@ -40,10 +40,12 @@ def channel_of(ledger: Ledger, channel_id: str) -> Channel:
 def emit(uow: UnitOfWork, order: Order, type_: str, data: dict[str, Any] | None = None) -> None:
     """Writes an order event; the caller saves the order afterwards (it carries the sequence)."""
     order.seq += 1
-    uow.add_events([(DomainEvent(type_, "order", order.order_id, order_summary(order) | (data or {})), order.seq)])
+    uow.add_events([(DomainEvent(type_, "order", order.order_id, order_view(order) | (data or {})), order.seq)])
 
 
-def order_summary(order: Order) -> dict[str, Any]:
+def order_view(order: Order) -> dict[str, Any]:
+    """An order as the API answers it and as its events carry it."""
+    st = order.ship_to
     return {
         "order_id": order.order_id,
         "channel_id": order.channel_id,
@@ -55,12 +57,20 @@ def order_summary(order: Order) -> dict[str, Any]:
                 "quantity": ln.quantity,
                 "allocated": ln.allocated,
                 "shipped": ln.shipped,
+                "cancelled": ln.cancelled,
                 "backordered": ln.open,
             }
             for ln in order.lines
         ],
         "allocations": allocations_view(order),
+        "ship_to": {"postal_code": st.postal_code, "country": st.country, "lat": st.lat, "lon": st.lon},
+        "deliver_by": utc_text(order.deliver_by) if order.deliver_by else None,
+        "created_at": utc_text(order.created_at),
     }
+
+
+def utc_text(t: datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
 
 
 def allocations_view(order: Order) -> list[dict[str, Any]]:

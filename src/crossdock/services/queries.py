@@ -8,7 +8,7 @@ from typing import Any
 from crossdock.domain.errors import NotFound
 from crossdock.domain.position import Position
 from crossdock.services.holds import hold_view
-from crossdock.services.orders import allocations_view
+from crossdock.services.orders import order_view
 from crossdock.services.ports import UnitOfWork
 
 
@@ -45,38 +45,17 @@ def channel_inventory(uow: UnitOfWork, channel_id: str, after: str, limit: int) 
     return {"channel_id": channel_id, "items": items, "next": skus[-1] if len(skus) == limit else None}
 
 
-def order_view(uow: UnitOfWork, order_id: str, *, with_history: bool = True) -> dict[str, Any]:
+def order_detail(uow: UnitOfWork, order_id: str, *, with_history: bool = True) -> dict[str, Any]:
     order = uow.get_order(order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
-    st = order.ship_to
-    return {
-        "order_id": order.order_id,
-        "channel_id": order.channel_id,
-        "external_id": order.external_id,
-        "status": str(order.status),
-        "lines": [
-            {
-                "sku": ln.sku,
-                "quantity": ln.quantity,
-                "allocated": ln.allocated,
-                "shipped": ln.shipped,
-                "cancelled": ln.cancelled,
-                "backordered": ln.open,
-            }
-            for ln in order.lines
-        ],
-        "ship_to": {"postal_code": st.postal_code, "country": st.country, "lat": st.lat, "lon": st.lon},
-        "deliver_by": order.deliver_by.isoformat() if order.deliver_by else None,
-        "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
-        "allocations": allocations_view(order),
-    } | ({"history": uow.history(order_id)} if with_history else {})
+    return order_view(order) | ({"history": uow.history(order_id)} if with_history else {})
 
 
 def order_list(uow: UnitOfWork, channel_id: str | None, status: str | None, after: str, limit: int) -> dict[str, Any]:
     """Orders in arrival order (ids are time-ordered); `next` resumes after the last one."""
     ids = uow.order_ids(channel_id, status, after, limit)
-    items = [order_view(uow, i, with_history=False) for i in ids]
+    items = [order_detail(uow, i, with_history=False) for i in ids]
     return {"orders": items, "next": ids[-1] if len(ids) == limit else None}
 
 

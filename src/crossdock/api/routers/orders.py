@@ -11,9 +11,9 @@ from crossdock.api.problems import responses
 from crossdock.api.schemas import CancelIn, OrderIn, OrderOut, ShipmentIn, ShipToIn
 from crossdock.api.writes import json_response, read, write
 from crossdock.connectors.postal import locate
-from crossdock.domain.order import Order, OrderStatus, ShipTo
+from crossdock.domain.order import OrderStatus, ShipTo
 from crossdock.services import queries
-from crossdock.services.orders import NewOrder, allocations_view, cancel_order, ingest_order, ship_order
+from crossdock.services.orders import NewOrder, cancel_order, ingest_order, order_view, ship_order
 from crossdock.services.ports import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["orders"])
@@ -24,27 +24,6 @@ def ship_to(body: ShipToIn) -> ShipTo:
     if lat is None and (where := locate(body.postal_code, body.country)):
         lat, lon = where
     return ShipTo(body.postal_code, body.country.upper(), lat, lon)
-
-
-def order_out(order: Order) -> dict[str, Any]:
-    return {
-        "order_id": order.order_id,
-        "channel_id": order.channel_id,
-        "external_id": order.external_id,
-        "status": str(order.status),
-        "lines": [
-            {
-                "sku": ln.sku,
-                "quantity": ln.quantity,
-                "allocated": ln.allocated,
-                "shipped": ln.shipped,
-                "cancelled": ln.cancelled,
-                "backordered": ln.open,
-            }
-            for ln in order.lines
-        ],
-        "allocations": allocations_view(order),
-    }
 
 
 @router.post(
@@ -77,7 +56,7 @@ async def create_order(request: Request, body: OrderIn) -> Response:
 
     def job(uow: UnitOfWork) -> tuple[int, Any]:
         order, created = ingest_order(uow, cmd)
-        return (201 if created else 200), order_out(order)
+        return (201 if created else 200), order_view(order)
 
     return await write(request, body, job)
 
@@ -98,7 +77,7 @@ async def list_orders(
 @router.get("/orders/{order_id}", responses=responses("not-found", ok={200: {"model": OrderOut}}))
 async def get_order(request: Request, order_id: str) -> Response:
     """The order with its allocations and history."""
-    return json_response(await read(request, lambda uow: queries.order_view(uow, order_id)))
+    return json_response(await read(request, lambda uow: queries.order_detail(uow, order_id)))
 
 
 @router.post(
@@ -110,7 +89,7 @@ async def post_cancel(request: Request, order_id: str, body: CancelIn | None = N
     reason = body.reason if body else ""
 
     def job(uow: UnitOfWork) -> tuple[int, Any]:
-        return 200, order_out(cancel_order(uow, order_id, reason))
+        return 200, order_view(cancel_order(uow, order_id, reason))
 
     return await write(request, body, job)
 
@@ -133,6 +112,6 @@ async def post_shipment(request: Request, order_id: str, body: ShipmentIn) -> Re
 
     def job(uow: UnitOfWork) -> tuple[int, Any]:
         order = ship_order(uow, order_id, body.node_id, lines, body.carrier, body.tracking_number)
-        return 201, order_out(order)
+        return 201, order_view(order)
 
     return await write(request, body, job)

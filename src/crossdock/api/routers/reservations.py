@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from crossdock.api.problems import responses
-from crossdock.api.routers.orders import order_out, ship_to
+from crossdock.api.routers.orders import ship_to
 from crossdock.api.schemas import CommitIn, OrderOut, ReservationIn, ReservationOut
 from crossdock.api.writes import json_response, read, write
 from crossdock.services import queries
 from crossdock.services.holds import commit_hold, create_hold, hold_view, release_hold
+from crossdock.services.orders import order_view
 from crossdock.services.ports import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["reservations"])
@@ -64,7 +65,7 @@ async def post_commit(request: Request, reservation_id: str, body: CommitIn) -> 
 
     def job(uow: UnitOfWork) -> tuple[int, Any]:
         order, created = commit_hold(uow, reservation_id, body.external_id, dest, body.deliver_by)
-        return (201 if created else 200), order_out(order)
+        return (201 if created else 200), order_view(order)
 
     return await write(request, body, job)
 
