@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +24,15 @@ _db_names = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     pgserver = pytest.importorskip("pgserver")
-    srv = pgserver.get_server(str(tmp_path_factory.mktemp("pg")), cleanup_mode="stop")
+    # Not under pytest's basetemp: another pytest session on this machine prunes old basetemps,
+    # which would pull the data directory from under the running server.
+    data = tempfile.mkdtemp(prefix="crossdock-pg-")
+    srv = pgserver.get_server(data, cleanup_mode="stop")
     yield srv.get_uri()
     srv.cleanup()
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def fresh_postgres(server_uri: str) -> str:
