@@ -38,24 +38,25 @@ STOCK = {
 CROSSDOCK = Path(sys.executable).with_name("crossdock")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def crash_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'crash.db'}"
-    return fresh_postgres(request.getfixturevalue("pg_server"))
+@pytest.fixture(params=["sqlite", "sqlite-writer-process", "postgresql"])
+def crash_setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, int]:
+    """(database URL, API processes): with two on SQLite, the killed `serve` process is their writer."""
+    if request.param == "postgresql":
+        return fresh_postgres(request.getfixturevalue("pg_server")), 1
+    return f"sqlite:///{tmp_path / 'crash.db'}", 2 if request.param == "sqlite-writer-process" else 1
 
 
 class ServerProcess:
     """`crossdock serve` in its own process, so that it can really be killed."""
 
-    def __init__(self, url: str, log: Path) -> None:
+    def __init__(self, url: str, log: Path, workers: int = 1) -> None:
         self.url = url
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.log_path = log
         self._log = log.open("wb")
         self.proc = subprocess.Popen(
-            [str(CROSSDOCK), "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            [str(CROSSDOCK), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
             env=env_for(url),
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -101,6 +102,14 @@ class ServerProcess:
         if not self._log.closed:
             self._log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def still_serving(server: ServerProcess) -> bool:
+    try:
+        httpx.get(server.base_url + "/healthz", timeout=1)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def env_for(url: str) -> dict[str, str]:
@@ -232,10 +241,10 @@ def servers() -> Iterator[list[ServerProcess]]:
 
 
 def test_sigkill_mid_load_loses_nothing_acknowledged(
-    crash_db_url: str, tmp_path: Path, servers: list[ServerProcess]
+    crash_setup: tuple[str, int], tmp_path: Path, servers: list[ServerProcess]
 ) -> None:
-    url = crash_db_url
-    first = ServerProcess(url, tmp_path / "server-1.log")
+    url, api_processes = crash_setup
+    first = ServerProcess(url, tmp_path / "server-1.log", api_processes)
     servers.append(first)
     with first.client() as http:
         seed(http, STOCK)
@@ -253,6 +262,11 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     for t in workers:
         t.join(timeout=60)
         assert not t.is_alive()
+    if api_processes > 1:  # API processes orphaned by their writer stop by themselves, freeing the port
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and still_serving(first):
+            time.sleep(0.1)
+        assert not still_serving(first)
 
     assert load.refused == [], load.refused[:5]
     assert len(load.acked) >= 50, f"too little load before the kill: {len(load.acked)}"
@@ -264,7 +278,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     report = reconcile_cli(url)
     assert report["ok"] is True and report["drift"] == [] and report["positions"] > 0, report
 
-    second = ServerProcess(url, tmp_path / "server-2.log")
+    second = ServerProcess(url, tmp_path / "server-2.log", api_processes)
     servers.append(second)
 
     # 1. Everything acknowledged is there, exactly as acknowledged.

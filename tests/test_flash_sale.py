@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from crossdock.localserver import ServerProcess
 from tests.conftest import LiveServer
 from tests.world import LA, NYC, order, seed
 
@@ -21,10 +24,23 @@ CLIENTS = 32
 Request = tuple[str, str, dict[str, Any] | None]  # (method, path, JSON body)
 
 
+@pytest.fixture(params=["in-process", "writer-process"])
+def server(request: pytest.FixtureRequest, database_url: str, tmp_path: Path) -> Iterator[LiveServer | ServerProcess]:
+    """The server in this process, or `serve --workers 2`: two API processes and their one writer."""
+    if request.param == "in-process":
+        with LiveServer(database_url, hold_sweep_seconds=0.2) as live:
+            yield live
+    elif not database_url.startswith("sqlite"):
+        pytest.skip("the writer process is the SQLite mode's")
+    else:
+        with ServerProcess(database_url, tmp_path / "server.log", workers=2) as live:
+            yield live
+
+
 class Hammer:
     """Sends requests from CLIENTS threads at once, each thread with its own HTTP connection."""
 
-    def __init__(self, server: LiveServer) -> None:
+    def __init__(self, server: LiveServer | ServerProcess) -> None:
         self.server = server
         self.in_flight = 0
         self.max_in_flight = 0
@@ -126,7 +142,7 @@ def assert_order_consistent(view: dict[str, Any]) -> None:
     assert view["status"] == expected, view
 
 
-def test_flash_sale_orders(server: LiveServer, http: httpx.Client) -> None:
+def test_flash_sale_orders(server: LiveServer | ServerProcess, http: httpx.Client) -> None:
     seed(http, {"DROP": {"wh-east": 60, "wh-west": 40}})
     hammer = Hammer(server)
     requests: list[Request] = [
@@ -167,7 +183,7 @@ def test_flash_sale_orders(server: LiveServer, http: httpx.Client) -> None:
     assert again.status_code == 200 and again.json()["order_id"] == bodies[7]["order_id"]
 
 
-def test_duplicate_deliveries_race(server: LiveServer, http: httpx.Client) -> None:
+def test_duplicate_deliveries_race(server: LiveServer | ServerProcess, http: httpx.Client) -> None:
     """Channels deliver the same order more than once, at the same moment: it is taken in once."""
     seed(http, {"DROP": {"wh-east": 50}})
     requests: list[Request] = []
@@ -194,7 +210,7 @@ def test_duplicate_deliveries_race(server: LiveServer, http: httpx.Client) -> No
     assert_no_oversell(http, ["DROP"])
 
 
-def test_flash_sale_checkout_holds(server: LiveServer, http: httpx.Client) -> None:
+def test_flash_sale_checkout_holds(server: LiveServer | ServerProcess, http: httpx.Client) -> None:
     seed(http, {"DROP": {"wh-east": 60, "wh-west": 40}})
     hammer = Hammer(server)
     body = {"channel_id": "web", "lines": [{"sku": "DROP", "quantity": 1}], "ttl_seconds": 600}
@@ -229,7 +245,7 @@ def test_flash_sale_checkout_holds(server: LiveServer, http: httpx.Client) -> No
     assert held_at == {"wh-east": 60, "wh-west": 40}
 
 
-def test_flash_sale_multi_line_orders_and_holds(server: LiveServer, http: httpx.Client) -> None:
+def test_flash_sale_multi_line_orders_and_holds(server: LiveServer | ServerProcess, http: httpx.Client) -> None:
     """Two SKUs, both short, orders and two-line checkout holds racing for them.
 
     Orders may be partly allocated (that is the design); holds are all or nothing. Either way the

@@ -18,26 +18,48 @@ app = typer.Typer(help="Crossdock: an omnichannel logistics hub.", no_args_is_he
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (CROSSDOCK_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port (CROSSDOCK_PORT)")] = None,
-    workers: Annotated[int, typer.Option(help="API processes; on SQLite they share one database file")] = 1,
+    workers: Annotated[
+        int, typer.Option(help="API processes; on SQLite with 2 or more, this process becomes their one writer")
+    ] = 1,
 ) -> None:
     """Run the API (and, in embedded mode, the workers beside it)."""
+    import os
+    import tempfile
+
     import uvicorn
 
     from crossdock.logs import configure
+    from crossdock.store.database import open_database
     from crossdock.store.migrate import upgrade
+    from crossdock.store.writer import WriterServer
 
     settings = Settings()
     configure(settings.log_format)
     upgrade(settings.database_url)  # once, before any worker starts
-    uvicorn.run(
-        "crossdock.api.app:create_app",
-        factory=True,
-        workers=workers,
-        host=host or settings.host,
-        port=port or settings.port,
-        access_log=False,
-        log_level="warning",
-    )
+
+    def run() -> None:
+        uvicorn.run(
+            "crossdock.api.app:create_app",
+            factory=True,
+            workers=workers,
+            host=host or settings.host,
+            port=port or settings.port,
+            access_log=False,
+            log_level="warning",
+        )
+
+    if workers < 2 or not settings.database_url.startswith("sqlite"):
+        run()
+        return
+    with tempfile.TemporaryDirectory(prefix="crossdock-") as folder:
+        db = open_database(settings.database_url)
+        writer = WriterServer(db, os.path.join(folder, "writer.sock"))
+        os.environ["CROSSDOCK_WRITER_SOCKET"] = writer.path  # the API processes inherit it
+        try:
+            run()
+        finally:
+            writer.close()
+            db.close()
 
 
 @app.command()
@@ -97,8 +119,8 @@ def bench(
     name: Annotated[str, typer.Argument(help=f"Scenario: {', '.join(BENCHMARKS)}")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
     seconds: Annotated[float, typer.Option(help="Measured load duration")] = 15,
-    connections: Annotated[int, typer.Option(help="Concurrent HTTP connections")] = 64,
-    workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 1,
+    connections: Annotated[int, typer.Option(help="Concurrent HTTP connections")] = 32,
+    workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 2,
     out: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
 ) -> None:
     """Run a benchmark scenario, print its figures and save them as JSON."""

@@ -16,4 +16,6 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     hold_sweep_seconds: float = 1.0
     pg_writers: int = 8
+    # Set by `serve --workers N` on SQLite: where the API processes reach the one writer.
+    writer_socket: str | None = None
     log_format: str = "auto"  # "json", "console" or "auto" (console on a terminal)

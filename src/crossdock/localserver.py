@@ -82,6 +82,9 @@ class ServerProcess:
             time.sleep(0.1)
         raise ServerError(f"the server was not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.base_url, timeout=30, trust_env=False)
+
     def log_tail(self, lines: int = 20) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

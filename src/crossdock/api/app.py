@@ -22,6 +22,7 @@ from crossdock.connectors.postal import locate
 from crossdock.services.holds import expire_holds
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
+from crossdock.store.writer import RemoteDatabase
 
 log = structlog.get_logger()
 
@@ -50,7 +51,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = app.state.db is None
-        if own:
+        if own and settings.writer_socket:
+            app.state.db = RemoteDatabase(settings.database_url, settings.writer_socket)
+        elif own:
             upgrade(settings.database_url)
             app.state.db = open_database(settings.database_url, writers=settings.pg_writers)
         locate("00000", "US")  # loads the ZIP table now, not on the first order

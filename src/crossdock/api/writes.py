@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
@@ -44,17 +45,29 @@ async def write(request: Request, body: BaseModel | None, job: Callable[[UnitOfW
         digest = hashlib.sha256(canonical).hexdigest()
     scope = f"{request.method} {request.url.path}"
 
-    def run(uow: UnitOfWork) -> tuple[int, Any, bool]:
-        if key is not None:
-            stored = uow.get_response(scope, key)
-            if stored is not None:
-                if stored.request_hash != digest:
-                    raise IdempotencyMismatch(f"Idempotency-Key {key!r} was already used with another request")
-                return stored.status_code, stored.body, True
-        status, out = job(uow)
-        if key is not None:
-            uow.save_response(scope, key, StoredResponse(digest, status, out))
-        return status, out, False
-
+    run = partial(_idempotently, scope, key, digest, job) if key is not None else partial(_first_time, job)
     status, out, replayed = await asyncio.wrap_future(database(request).submit(run))
     return json_response(out, status, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+# Jobs are module-level functions bound with `partial`, so that they can be pickled to a writer
+# process (`serve --workers N`).
+
+
+def _first_time(job: Callable[[UnitOfWork], Outcome], uow: UnitOfWork) -> tuple[int, Any, bool]:
+    status, out = job(uow)
+    return status, out, False
+
+
+def _idempotently(
+    scope: str, key: str, digest: str, job: Callable[[UnitOfWork], Outcome], uow: UnitOfWork
+) -> tuple[int, Any, bool]:
+    """Runs the job once per key, in the job's own transaction; a repeat gets the stored answer."""
+    stored = uow.get_response(scope, key)
+    if stored is not None:
+        if stored.request_hash != digest:
+            raise IdempotencyMismatch(f"Idempotency-Key {key!r} was already used with another request")
+        return stored.status_code, stored.body, True
+    status, out = job(uow)
+    uow.save_response(scope, key, StoredResponse(digest, status, out))
+    return status, out, False

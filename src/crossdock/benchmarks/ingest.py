@@ -192,7 +192,7 @@ def in_process(url: str, count: int, skus: int) -> dict[str, Any]:
 
 
 def run(
-    seconds: float = 15, connections: int = 64, workers: int = 1, skus: int = 10_000, seed: int = 1
+    seconds: float = 15, connections: int = 32, workers: int = 2, skus: int = 10_000, seed: int = 1
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as tmp:
         work = Path(tmp)

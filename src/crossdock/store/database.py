@@ -129,12 +129,13 @@ class _Base(ABC):
 class SqliteDatabase(_Base):
     dialect = "sqlite"
 
-    def __init__(self, url: str, batch_max: int = 256, clock: Clock = utcnow) -> None:
+    def __init__(self, url: str, batch_max: int = 256, clock: Clock = utcnow, *, writer: bool = True) -> None:
         super().__init__(clock)
         self.url = url
         self.path = url.removeprefix("sqlite:///")
         self.batch_max = batch_max
-        self._start(1, self._write_loop)
+        if writer:  # without one, only reads (the writes go to a writer process: store.writer)
+            self._start(1, self._write_loop)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
@@ -9,7 +10,7 @@ from starlette.responses import Response
 
 from crossdock.api.problems import responses
 from crossdock.api.schemas import ID_PATTERN, ChannelIn, NodeIn, SkuIn
-from crossdock.api.writes import json_response, read, write
+from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.connectors.postal import locate
 from crossdock.domain.catalog import Buffer, Channel, ChannelType, Node, NodeType, Sku
 from crossdock.domain.errors import InvalidRequest, NotFound
@@ -26,13 +27,12 @@ PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 @router.put("/skus/{sku}", status_code=200, responses=responses(ok={201: {"description": "Created"}}))
 async def put_sku(request: Request, body: SkuIn, sku: PathId) -> Response:
     """Creates or replaces a SKU."""
-    item = Sku(sku, body.name, body.weight_grams)
+    return await write(request, body, partial(_put_sku, Sku(sku, body.name, body.weight_grams)))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        created = catalog.put_sku(uow, item)
-        return (201 if created else 200), {"sku": sku, "name": body.name, "weight_grams": body.weight_grams}
 
-    return await write(request, body, job)
+def _put_sku(item: Sku, uow: UnitOfWork) -> Outcome:
+    created = catalog.put_sku(uow, item)
+    return (201 if created else 200), {"sku": item.sku, "name": item.name, "weight_grams": item.weight_grams}
 
 
 @router.get("/skus/{sku}", responses=responses("not-found"))
@@ -64,12 +64,12 @@ async def put_node(request: Request, body: NodeIn, node_id: PathId) -> Response:
         body.capacity_per_day,
         float(body.handling_cost),
     )
+    return await write(request, body, partial(_put_node, node))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        created = catalog.put_node(uow, node)
-        return (201 if created else 200), node_view(node)
 
-    return await write(request, body, job)
+def _put_node(node: Node, uow: UnitOfWork) -> Outcome:
+    created = catalog.put_node(uow, node)
+    return (201 if created else 200), node_view(node)
 
 
 @router.get("/nodes")
@@ -91,12 +91,12 @@ async def put_channel(request: Request, body: ChannelIn, channel_id: PathId) -> 
         Buffer(body.buffer.units, float(body.buffer.percent)),
         body.config,
     )
+    return await write(request, body, partial(_put_channel, channel))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        created = catalog.put_channel(uow, channel)
-        return (201 if created else 200), channel_view(channel)
 
-    return await write(request, body, job)
+def _put_channel(channel: Channel, uow: UnitOfWork) -> Outcome:
+    created = catalog.put_channel(uow, channel)
+    return (201 if created else 200), channel_view(channel)
 
 
 @router.get("/channels")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from crossdock.api.problems import responses
 from crossdock.api.schemas import AdjustmentsIn, ChannelInventoryOut, InventoryOut
-from crossdock.api.writes import json_response, read, write
+from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.domain.position import Reason
 from crossdock.services import queries
 from crossdock.services.inventory import Adjustment, adjust_stock
@@ -40,12 +40,11 @@ async def post_adjustments(request: Request, body: AdjustmentsIn) -> Response:
         )
         for a in body.adjustments
     ]
+    return await write(request, body, partial(_adjust, items))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        positions = adjust_stock(uow, items)
-        return 200, {"positions": [p.as_dict() for p in positions]}
 
-    return await write(request, body, job)
+def _adjust(items: list[Adjustment], uow: UnitOfWork) -> Outcome:
+    return 200, {"positions": [p.as_dict() for p in adjust_stock(uow, items)]}
 
 
 @router.get("/inventory/{sku}", responses=responses("not-found", ok={200: {"model": InventoryOut}}))

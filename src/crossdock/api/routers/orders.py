@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from functools import partial
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from crossdock.api.problems import responses
 from crossdock.api.schemas import CancelIn, OrderIn, OrderOut, ShipmentIn, ShipToIn
-from crossdock.api.writes import json_response, read, write
+from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.connectors.postal import locate
 from crossdock.domain.order import OrderStatus, ShipTo
 from crossdock.services import queries
@@ -53,12 +53,12 @@ async def create_order(request: Request, body: OrderIn) -> Response:
         ship_to(body.ship_to),
         body.deliver_by,
     )
+    return await write(request, body, partial(_ingest, cmd))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        order, created = ingest_order(uow, cmd)
-        return (201 if created else 200), order_view(order)
 
-    return await write(request, body, job)
+def _ingest(cmd: NewOrder, uow: UnitOfWork) -> Outcome:
+    order, created = ingest_order(uow, cmd)
+    return (201 if created else 200), order_view(order)
 
 
 @router.get("/orders")
@@ -86,12 +86,11 @@ async def get_order(request: Request, order_id: str) -> Response:
 )
 async def post_cancel(request: Request, order_id: str, body: CancelIn | None = None) -> Response:
     """Cancels what is not shipped and releases what it held (backorders waiting for it get it)."""
-    reason = body.reason if body else ""
+    return await write(request, body, partial(_cancel, order_id, body.reason if body else ""))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        return 200, order_view(cancel_order(uow, order_id, reason))
 
-    return await write(request, body, job)
+def _cancel(order_id: str, reason: str, uow: UnitOfWork) -> Outcome:
+    return 200, order_view(cancel_order(uow, order_id, reason))
 
 
 @router.post(
@@ -109,9 +108,10 @@ async def post_cancel(request: Request, order_id: str, body: CancelIn | None = N
 async def post_shipment(request: Request, order_id: str, body: ShipmentIn) -> Response:
     """Confirms a shipment: its units leave on hand and the allocation."""
     lines = [(ln.sku, ln.quantity) for ln in body.lines]
+    return await write(request, body, partial(_ship, order_id, body.node_id, lines, body.carrier, body.tracking_number))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        order = ship_order(uow, order_id, body.node_id, lines, body.carrier, body.tracking_number)
-        return 201, order_view(order)
 
-    return await write(request, body, job)
+def _ship(
+    order_id: str, node_id: str, lines: list[tuple[str, int]], carrier: str, tracking: str, uow: UnitOfWork
+) -> Outcome:
+    return 201, order_view(ship_order(uow, order_id, node_id, lines, carrier, tracking))

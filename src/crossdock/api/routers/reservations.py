@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from functools import partial
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -10,7 +11,8 @@ from starlette.responses import Response
 from crossdock.api.problems import responses
 from crossdock.api.routers.orders import ship_to
 from crossdock.api.schemas import CommitIn, OrderOut, ReservationIn, ReservationOut
-from crossdock.api.writes import json_response, read, write
+from crossdock.api.writes import Outcome, json_response, read, write
+from crossdock.domain.order import ShipTo
 from crossdock.services import queries
 from crossdock.services.holds import commit_hold, create_hold, hold_view, release_hold
 from crossdock.services.orders import order_view
@@ -36,11 +38,11 @@ async def post_reservation(request: Request, body: ReservationIn) -> Response:
 
 async def create_reservation(request: Request, body: ReservationIn) -> Response:
     lines = [(ln.sku, ln.quantity) for ln in body.lines]
+    return await write(request, body, partial(_hold, body.channel_id, lines, body.ttl_seconds))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        return 201, hold_view(create_hold(uow, body.channel_id, lines, body.ttl_seconds))
 
-    return await write(request, body, job)
+def _hold(channel_id: str, lines: list[tuple[str, int]], ttl_seconds: int, uow: UnitOfWork) -> Outcome:
+    return 201, hold_view(create_hold(uow, channel_id, lines, ttl_seconds))
 
 
 @router.get("/reservations/{reservation_id}", responses=responses("not-found", ok={200: {"model": ReservationOut}}))
@@ -61,13 +63,15 @@ async def get_reservation(request: Request, reservation_id: str) -> Response:
 )
 async def post_commit(request: Request, reservation_id: str, body: CommitIn) -> Response:
     """Turns the hold into an order; the held units become its allocation."""
-    dest = ship_to(body.ship_to)
-
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        order, created = commit_hold(uow, reservation_id, body.external_id, dest, body.deliver_by)
-        return (201 if created else 200), order_view(order)
-
+    job = partial(_commit, reservation_id, body.external_id, ship_to(body.ship_to), body.deliver_by)
     return await write(request, body, job)
+
+
+def _commit(
+    reservation_id: str, external_id: str, dest: ShipTo, deliver_by: datetime | None, uow: UnitOfWork
+) -> Outcome:
+    order, created = commit_hold(uow, reservation_id, external_id, dest, deliver_by)
+    return (201 if created else 200), order_view(order)
 
 
 @router.post(
@@ -76,8 +80,8 @@ async def post_commit(request: Request, reservation_id: str, body: CommitIn) -> 
 )
 async def post_release(request: Request, reservation_id: str) -> Response:
     """The checkout was abandoned: gives the held stock back now rather than at expiry."""
+    return await write(request, None, partial(_release, reservation_id))
 
-    def job(uow: UnitOfWork) -> tuple[int, Any]:
-        return 200, hold_view(release_hold(uow, reservation_id))
 
-    return await write(request, None, job)
+def _release(reservation_id: str, uow: UnitOfWork) -> Outcome:
+    return 200, hold_view(release_hold(uow, reservation_id))
