@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import free_port, fresh_postgres
+from crossdock.localserver import ServerProcess
+from tests.conftest import fresh_postgres, in_parallel
 from tests.world import LA, NYC, seed
 
 CLIENTS = 8
@@ -44,64 +43,6 @@ def crash_setup(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, in
     if request.param == "postgresql":
         return fresh_postgres(request.getfixturevalue("pg_server")), 1
     return f"sqlite:///{tmp_path / 'crash.db'}", 2 if request.param == "sqlite-writer-process" else 1
-
-
-class ServerProcess:
-    """`crossdock serve` in its own process, so that it can really be killed."""
-
-    def __init__(self, url: str, log: Path, workers: int = 1) -> None:
-        self.url = url
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log
-        self._log = log.open("wb")
-        self.proc = subprocess.Popen(
-            [str(CROSSDOCK), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--workers", str(workers)],
-            env=env_for(url),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"server not ready after 60 s:\n{self.log()}")
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30)
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        self._log.close()
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-
-    def log(self) -> str:
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(errors="replace")[-4000:]
 
 
 def still_serving(server: ServerProcess) -> bool:
@@ -214,24 +155,6 @@ def held_by(view: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def parallel(server: ServerProcess, fn: Any, items: list[Any]) -> list[Any]:
-    local = threading.local()
-    clients: list[httpx.Client] = []
-
-    def one(item: Any) -> Any:
-        if not hasattr(local, "client"):
-            local.client = server.client()
-            clients.append(local.client)
-        return fn(local.client, item)
-
-    try:
-        with ThreadPoolExecutor(8) as pool:
-            return list(pool.map(one, items))
-    finally:
-        for c in clients:
-            c.close()
-
-
 @pytest.fixture
 def servers() -> Iterator[list[ServerProcess]]:
     started: list[ServerProcess] = []
@@ -244,7 +167,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     crash_setup: tuple[str, int], tmp_path: Path, servers: list[ServerProcess]
 ) -> None:
     url, api_processes = crash_setup
-    first = ServerProcess(url, tmp_path / "server-1.log", api_processes)
+    first = ServerProcess(url, tmp_path / "server-1.log", workers=api_processes).start()
     servers.append(first)
     with first.client() as http:
         seed(http, STOCK)
@@ -278,12 +201,12 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     report = reconcile_cli(url)
     assert report["ok"] is True and report["drift"] == [] and report["positions"] > 0, report
 
-    second = ServerProcess(url, tmp_path / "server-2.log", api_processes)
+    second = ServerProcess(url, tmp_path / "server-2.log", workers=api_processes).start()
     servers.append(second)
 
     # 1. Everything acknowledged is there, exactly as acknowledged.
     acked = sorted(load.acked)
-    views = parallel(second, lambda c, ext: c.get(f"/v1/orders/{load.acked[ext][1]['order_id']}"), acked)
+    views = in_parallel(second.client, lambda c, ext: c.get(f"/v1/orders/{load.acked[ext][1]['order_id']}"), acked)
     for ext, r in zip(acked, views, strict=True):
         assert r.status_code == 200, (ext, r.text)
         view, (status, body) = r.json(), load.acked[ext]
@@ -305,8 +228,8 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     # 2. The Idempotency-Key store survived: a retry with the key replays the stored answer.
     keyed = sorted(set(acked) & load.keyed)
     assert keyed
-    replays = parallel(
-        second,
+    replays = in_parallel(
+        second.client,
         lambda c, ext: c.post("/v1/orders", json=load.attempted[ext], headers={"Idempotency-Key": ext}),
         keyed,
     )
@@ -318,7 +241,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     # 3. Every external id sent at all is taken in once: acknowledged ones answer 200 with their order,
     #    the ones cut off by the kill are taken in now if the crash lost them, never twice.
     attempted = sorted(load.attempted)
-    again = parallel(second, lambda c, ext: c.post("/v1/orders", json=load.attempted[ext]), attempted)
+    again = in_parallel(second.client, lambda c, ext: c.post("/v1/orders", json=load.attempted[ext]), attempted)
     order_ids: dict[str, str] = {}
     for ext, r in zip(attempted, again, strict=True):
         if ext in load.acked:
@@ -333,7 +256,7 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     assert count == len(attempted)
 
     # 4. Units held at the nodes are exactly the units the orders hold; nothing oversold, nothing lost.
-    finals = parallel(second, lambda c, oid: c.get(f"/v1/orders/{oid}").json(), list(order_ids.values()))
+    finals = in_parallel(second.client, lambda c, oid: c.get(f"/v1/orders/{oid}").json(), list(order_ids.values()))
     held_total = {sku: 0 for sku in STOCK}
     for view in finals:
         held = held_by(view)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from crossdock.localserver import ServerProcess
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, in_parallel
 from tests.world import LA, NYC, order, seed
 
 CLIENTS = 32
@@ -84,21 +84,7 @@ class Hammer:
 
     def map(self, fn: Callable[[httpx.Client, str], Any], items: list[str]) -> list[Any]:
         """Reads back many objects in parallel (just to keep the tests quick)."""
-        local = threading.local()
-        clients: list[httpx.Client] = []
-
-        def one(item: str) -> Any:
-            if not hasattr(local, "client"):
-                local.client = self.server.client()
-                clients.append(local.client)
-            return fn(local.client, item)
-
-        try:
-            with ThreadPoolExecutor(8) as pool:
-                return list(pool.map(one, items))
-        finally:
-            for c in clients:
-                c.close()
+        return in_parallel(self.server.client, fn, items)
 
 
 def get_json(client: httpx.Client, path: str) -> Any:

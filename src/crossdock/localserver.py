@@ -38,6 +38,9 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def start(self) -> ServerProcess:
         # Only the settings given here, whatever the shell's CROSSDOCK_* say (no stray NATS or PostgreSQL).
         env = {k: v for k, v in os.environ.items() if not k.startswith("CROSSDOCK_")} | {
             "CROSSDOCK_DATABASE_URL": self.database_url,
@@ -93,6 +96,12 @@ class ServerProcess:
 
     def wait(self) -> None:
         if self.proc is not None:
+            self.proc.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no shutdown of any kind."""
+        if self.proc is not None:
+            self.proc.kill()
             self.proc.wait()
 
     def stop(self) -> None:
