@@ -26,10 +26,14 @@ from crossdock.store.database import Database, Job, SqliteDatabase, T
 _HEADER = struct.Struct("!I")
 
 
-def _send(sock: socket.socket, lock: threading.Lock, message: Any) -> None:
+def _frame(message: Any) -> bytes:
     payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(payload)) + payload
+
+
+def _send(sock: socket.socket, lock: threading.Lock, frame: bytes) -> None:
     with lock:
-        sock.sendall(_HEADER.pack(len(payload)) + payload)
+        sock.sendall(frame)
 
 
 def _receive(stream: BinaryIO) -> Any:
@@ -71,11 +75,11 @@ class WriterServer:
     def _reply(conn: socket.socket, lock: threading.Lock, request_id: int, done: Future[Any]) -> None:
         error = done.exception()
         try:
-            _send(conn, lock, (request_id, error is None, done.result() if error is None else error))
-        except pickle.PicklingError:
-            _send(conn, lock, (request_id, False, RuntimeError(f"unpicklable outcome: {error!r}")))
-        except OSError:
-            pass  # the API process has gone; its client saw the connection drop
+            frame = _frame((request_id, error is None, done.result() if error is None else error))
+        except Exception as exc:  # an outcome that cannot be pickled must still answer the caller
+            frame = _frame((request_id, False, RuntimeError(f"the outcome could not be sent: {exc!r}")))
+        with contextlib.suppress(OSError):  # the API process has gone; its client saw the connection drop
+            _send(conn, lock, frame)
 
     def close(self) -> None:
         self.listener.close()
@@ -101,7 +105,7 @@ class RemoteDatabase(SqliteDatabase):
         fut: Future[T] = Future()
         request_id = next(self._ids)
         self._pending[request_id] = fut
-        _send(self.sock, self._send_lock, (request_id, job))
+        _send(self.sock, self._send_lock, _frame((request_id, job)))
         return fut
 
     def _receive_loop(self) -> None:
