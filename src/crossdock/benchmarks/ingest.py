@@ -153,7 +153,7 @@ def http_ingest(seconds: float, connections: int, workers: int, skus: int, seed:
 def in_process(url: str, count: int, skus: int) -> dict[str, Any]:
     """The write path alone, no HTTP: jobs submitted straight to the database's writer(s)."""
     upgrade(url)
-    db = open_database(url, writers=16)
+    db = open_database(url)
     try:
         node_ids = list(NODES)
 
