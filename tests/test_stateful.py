@@ -47,7 +47,7 @@ from crossdock.domain.errors import (
     UnknownReference,
 )
 from crossdock.domain.order import ShipTo
-from crossdock.domain.position import ADJUSTMENT_REASONS
+from crossdock.domain.position import ADJUSTMENT_REASONS, BUCKETS
 from crossdock.services import catalog, holds, orders, queries
 from crossdock.services.inventory import Adjustment, adjust_stock
 from crossdock.store.clock import from_text
@@ -69,7 +69,6 @@ CHANNELS = (
 SKUS = ("A", "B", "C")
 NODE_IDS = tuple(n.node_id for n in NODES)
 CHANNEL_BY_ID = {c.channel_id: c for c in CHANNELS}
-BUCKETS = ("on_hand", "reserved", "safety_stock", "damaged", "inbound")
 ADJUSTABLE = ("on_hand", "safety_stock", "damaged", "inbound")
 SHIP_TOS = (
     ShipTo("10001", "US", 40.75, -73.99),

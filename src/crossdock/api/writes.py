@@ -43,7 +43,7 @@ async def write(request: Request, body: BaseModel | None, job: Callable[[UnitOfW
             raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
         canonical = orjson.dumps(body.model_dump(mode="json") if body else None, option=orjson.OPT_SORT_KEYS)
         digest = hashlib.sha256(canonical).hexdigest()
-    scope = f"{request.method} {request.url.path}"
+    scope = f"{request.method} {request.scope['path']}"
 
     run = partial(_idempotently, scope, key, digest, job) if key is not None else partial(_first_time, job)
     status, out, replayed = await asyncio.wrap_future(database(request).submit(run))

@@ -10,7 +10,6 @@ import os
 import random
 import threading
 import time
-import uuid
 
 _lock = threading.Lock()
 _last = (0, 0)  # (milliseconds, counter)
@@ -34,10 +33,6 @@ def uuid7_int() -> int:
         _last = (ms, counter)
     rand = _random.getrandbits(62)
     return (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
-
-
-def uuid7() -> uuid.UUID:
-    return uuid.UUID(int=uuid7_int())
 
 
 def uuid7_str() -> str:

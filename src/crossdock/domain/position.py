@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -128,11 +127,3 @@ def ship(pos: Position, quantity: int, reference: str) -> Movement:
     if not 0 < quantity <= pos.reserved:
         raise InvalidRequest(f"cannot ship {quantity} of {pos.reserved} reserved units")
     return Movement(pos.sku, pos.node_id, Reason.SHIPMENT, reference, d_on_hand=-quantity, d_reserved=-quantity)
-
-
-def fold(movements: Iterable[Movement]) -> dict[tuple[str, str], Position]:
-    """Positions rebuilt from the ledger: the reconciliation's ground truth."""
-    out: dict[tuple[str, str], Position] = {}
-    for m in movements:
-        out[m.key] = out.get(m.key, Position(m.sku, m.node_id)).apply(m)
-    return out

@@ -36,9 +36,6 @@ class Hold:
     order_id: str | None = None
     seq: int = 0
 
-    def is_expired(self, now: datetime) -> bool:
-        return self.status == HoldStatus.ACTIVE and now >= self.expires_at
-
     def close(self, status: HoldStatus, now: datetime) -> None:
         if self.status != HoldStatus.ACTIVE:
             # `state`, not `status`: in a problem answer `status` is the HTTP status
