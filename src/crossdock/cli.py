@@ -28,6 +28,7 @@ def serve(
 
     import uvicorn
 
+    from crossdock.events.runtime import start_relay
     from crossdock.logs import configure
     from crossdock.store.database import open_database
     from crossdock.store.migrate import upgrade
@@ -54,10 +55,13 @@ def serve(
     with tempfile.TemporaryDirectory(prefix="crossdock-") as folder:
         db = open_database(settings.database_url)
         writer = WriterServer(db, os.path.join(folder, "writer.sock"))
+        relay = start_relay(db, settings)  # beside the one writer, which wakes it on commit
         os.environ["CROSSDOCK_WRITER_SOCKET"] = writer.path  # the API processes inherit it
         try:
             run()
         finally:
+            if relay:
+                relay.stop()
             writer.close()
             db.close()
 

@@ -16,6 +16,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     hold_sweep_seconds: float = 1.0
     pg_writers: int = 8
+    # Events: the relay runs in every process that owns a database (one per API process on
+    # PostgreSQL; the writer process with `serve --workers N` on SQLite).
+    relay: bool = True
+    relay_poll_seconds: float = 1.0
+    event_retention_hours: float = 168.0
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic: str = "crossdock"
     # Set by `serve --workers N` on SQLite: where the API processes reach the one writer.
     writer_socket: str | None = None
     log_format: str = "auto"  # "json", "console" or "auto" (console on a terminal)

@@ -14,11 +14,13 @@ from starlette.responses import Response
 from crossdock import __version__
 from crossdock.api import problems
 from crossdock.api.lane import CrossdockAPI
-from crossdock.api.routers import admin, catalog, inventory, orders, reservations
+from crossdock.api.routers import admin, catalog, events, inventory, orders, reservations
 from crossdock.api.schemas import OrderIn, ReservationIn
 from crossdock.api.writes import json_response
 from crossdock.config import Settings
 from crossdock.connectors.postal import locate
+from crossdock.events.outbox import Outbox
+from crossdock.events.runtime import start_relay
 from crossdock.services.holds import expire_holds
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
@@ -56,6 +58,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         elif own:
             upgrade(settings.database_url)
             app.state.db = open_database(settings.database_url, writers=settings.pg_writers)
+        # The relay runs beside the writer: here, unless a writer process (`serve --workers N`) runs it.
+        relay = start_relay(app.state.db, settings) if own and not settings.writer_socket else None
         locate("00000", "US")  # loads the ZIP table now, not on the first order
         # What start-up loaded (the ZIP table, the app) lives as long as the process: keeping it out of
         # the cyclic collector's full passes takes ~100 ms pauses out of the latency tail.
@@ -65,6 +69,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             yield
         finally:
             sweeper.cancel()
+            if relay:
+                relay.stop()
             if own:
                 app.state.db.close()
 
@@ -79,13 +85,15 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             {"name": "reservations", "description": "Checkout holds"},
             {"name": "inventory", "description": "Positions, sellable quantities, adjustments"},
             {"name": "catalog", "description": "SKUs, nodes, channels"},
+            {"name": "events", "description": "The event feed and outbound webhooks"},
             {"name": "admin", "description": "Operations"},
         ],
     )
     app.state.db = db
     app.state.settings = settings
+    app.state.outbox = Outbox()
     problems.install(app)
-    for module in (orders, reservations, inventory, catalog, admin):
+    for module in (orders, reservations, inventory, catalog, events, admin):
         app.include_router(module.router)
 
     @app.get("/healthz", tags=["admin"])

@@ -216,3 +216,22 @@ class ChannelInventoryOut(BaseModel):
     channel_id: str
     items: list[ChannelAtsOut | dict[str, Any]]
     next: str | None = Field(None, description="Pass as `after` for the next page")
+
+
+class CloudEventOut(BaseModel):
+    """CloudEvents 1.0, structured JSON; `sequence` increases per subject (SKU, order, reservation)."""
+
+    specversion: str
+    id: str
+    source: str
+    type: str
+    subject: str
+    time: str
+    datacontenttype: str
+    sequence: int
+    data: dict[str, Any]
+
+
+class EventPageOut(BaseModel):
+    events: list[CloudEventOut]
+    next_cursor: str

@@ -18,6 +18,23 @@ RESERVATION_EXPIRED = "crossdock.reservation.expired.v1"
 RESERVATION_COMMITTED = "crossdock.reservation.committed.v1"
 TRANSFER_RECOMMENDED = "crossdock.transfer.recommended.v1"
 
+EVENT_TYPES = frozenset(
+    {
+        POSITION_CHANGED,
+        ATS_CHANGED,
+        ORDER_RECEIVED,
+        ORDER_ALLOCATED,
+        ORDER_BACKORDERED,
+        ORDER_CANCELLED,
+        ORDER_SHIPPED,
+        RESERVATION_CREATED,
+        RESERVATION_RELEASED,
+        RESERVATION_EXPIRED,
+        RESERVATION_COMMITTED,
+        TRANSFER_RECOMMENDED,
+    }
+)
+
 
 @dataclass(frozen=True, slots=True)
 class DomainEvent:

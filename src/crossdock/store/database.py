@@ -40,6 +40,7 @@ class Database(Protocol):
     def submit(self, job: Job[T]) -> Future[T]: ...
     def run(self, job: Job[T]) -> T: ...
     def read(self, job: Job[T]) -> T: ...
+    def add_commit_listener(self, listener: Callable[[], None]) -> None: ...
     def close(self) -> None: ...
 
 
@@ -74,6 +75,17 @@ class _Base(ABC):
         self._cache = CatalogCache()
         self._closed = False
         self._threads: list[threading.Thread] = []
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """`listener()` runs in the writer thread after a commit that wrote events: keep it quick."""
+        self._listeners.append(listener)
+
+    def _committed(self) -> None:
+        if getattr(self._local, "wake", False):
+            self._local.wake = False
+            for listener in self._listeners:
+                listener()
 
     def _uow(self, conn: Any) -> SqlUnitOfWork:
         return SqlUnitOfWork(conn, self.dialect, self._clock(), self._cache)
@@ -82,6 +94,8 @@ class _Base(ABC):
         uow = self._uow(conn)
         result = job(uow)
         uow.complete()
+        if uow.wake_relay:
+            self._local.wake = True
         return result
 
     def submit(self, job: Job[T]) -> Future[T]:
@@ -183,6 +197,7 @@ class SqliteDatabase(_Base):
             for pending in batch:
                 outcomes.append((pending, *self._run_one(conn, pending.job)))
             conn.execute("COMMIT")
+            self._committed()
         except BaseException as exc:  # the commit itself failed: nothing in the batch happened
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -250,6 +265,7 @@ class PostgresDatabase(_Base):
                 try:
                     result = self._execute(conn, pending.job)
                     conn.commit()
+                    self._committed()
                 except retryable as exc:
                     conn.rollback()
                     if attempt == MAX_ATTEMPTS - 1:

@@ -1,48 +1,26 @@
-"""The unit of work over a DB-API connection (stdlib sqlite3 or psycopg 3), in plain SQL.
-
-SQL is written once with `:name` parameters; PostgreSQL gets them rewritten to `%(name)s`.
-Row locks (`FOR UPDATE`) only exist on PostgreSQL; SQLite has a single writer.
-"""
+"""The unit of work: one transaction in plain SQL (plumbing in `store.sql`), catalog, ledger,
+orders and holds here; the event tables in `store.event_tables` and `store.webhook_tables`."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import orjson
 
 from crossdock.domain.catalog import Buffer, Catalog, Channel, ChannelType, Node, NodeType, Sku
 from crossdock.domain.errors import Conflict, UnknownReference
-from crossdock.domain.events import DomainEvent
-from crossdock.domain.ids import uuid7_str
 from crossdock.domain.order import Allocation, Order, OrderLine, OrderStatus, ShipTo
 from crossdock.domain.position import Movement, Position
 from crossdock.domain.reservation import Hold, HoldLine, HoldStatus
-from crossdock.events.envelope import cloudevent
 from crossdock.services.ports import Claim, StoredResponse
 from crossdock.store.clock import from_text, to_text
-
-_PARAM = re.compile(r"(?<![:\w]):(\w+)")
-
-
-@lru_cache(maxsize=512)
-def _pyformat(sql: str) -> str:
-    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
-
-
-def _in(name: str, values: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """An IN list with one named parameter per value."""
-    names = [f"{name}{i}" for i in range(len(values))]
-    return "(" + ", ".join(":" + n for n in names) + ")", dict(zip(names, values, strict=True))
-
-
-def dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
+from crossdock.store.event_tables import EventTables
+from crossdock.store.sql import dumps, in_list
+from crossdock.store.webhook_tables import WebhookTables
 
 
 @dataclass
@@ -53,16 +31,11 @@ class CatalogCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(EventTables, WebhookTables):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
-        self.conn = conn
-        self.dialect = dialect
-        self.now = now
-        self.now_text = to_text(now)
+        super().__init__(conn, dialect, now)
         self._cache = cache
-        self._for_update = " FOR UPDATE" if dialect == "postgresql" else ""
         # Outbox and history rows are written once, when the job completes: one statement each.
-        self._outbox: list[dict[str, Any]] = []
         self._history: list[dict[str, Any]] = []
 
     def complete(self) -> None:
@@ -72,34 +45,8 @@ class SqlUnitOfWork:
             " VALUES (:id, :now, :status, :event, :detail)",
             self._history,
         )
-        self.many(
-            "INSERT INTO outbox (id, aggregatetype, aggregateid, type, sequence, payload, created_at)"
-            " VALUES (:id, :atype, :aid, :type, :seq, :payload, :now)",
-            self._outbox,
-        )
-        self._history, self._outbox = [], []
-
-    # -- plumbing ---------------------------------------------------------------------------------
-    def _sql(self, sql: str) -> str:
-        return _pyformat(sql) if self.dialect == "postgresql" else sql
-
-    def x(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        cur = self.conn.cursor()
-        cur.execute(self._sql(sql), params or {})
-        return cur
-
-    def many(self, sql: str, rows: Sequence[dict[str, Any]]) -> int:
-        if not rows:
-            return 0
-        cur = self.conn.cursor()
-        cur.executemany(self._sql(sql), rows)
-        return int(cur.rowcount)
-
-    def all(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
-        return list(self.x(sql, params).fetchall())
-
-    def one(self, sql: str, params: dict[str, Any] | None = None) -> Any:
-        return self.x(sql, params).fetchone()
+        self._history = []
+        self.write_outbox()
 
     # -- catalog ----------------------------------------------------------------------------------
     def catalog(self) -> Catalog:
@@ -209,11 +156,11 @@ class SqlUnitOfWork:
     def lock_skus(self, skus: Sequence[str]) -> tuple[dict[str, int], list[Position]]:
         """Locks SKU rows in sorted order (the one lock order); returns their event sequences and positions."""
         ordered = sorted(set(skus))
-        in_list, params = _in("s", ordered)
+        names, params = in_list("s", ordered)
         lock = " FOR UPDATE OF s" if self._for_update else ""
         rows = self.all(
             "SELECT s.sku, s.seq, p.node_id, p.on_hand, p.reserved, p.safety_stock, p.damaged, p.inbound"
-            f" FROM skus s LEFT JOIN positions p ON p.sku = s.sku WHERE s.sku IN {in_list}"
+            f" FROM skus s LEFT JOIN positions p ON p.sku = s.sku WHERE s.sku IN {names}"
             f" ORDER BY s.sku, p.node_id{lock}",
             params,
         )
@@ -224,10 +171,10 @@ class SqlUnitOfWork:
         return found, [Position(r[0], *r[2:]) for r in rows if r[2] is not None]
 
     def positions(self, skus: Sequence[str]) -> list[Position]:
-        in_list, params = _in("s", list(skus))
+        names, params = in_list("s", list(skus))
         rows = self.all(
             "SELECT sku, node_id, on_hand, reserved, safety_stock, damaged, inbound FROM positions"
-            f" WHERE sku IN {in_list}",
+            f" WHERE sku IN {names}",
             params,
         )
         return [Position(*r) for r in rows]
@@ -443,8 +390,8 @@ class SqlUnitOfWork:
     def backordered_order_ids(self, skus: Iterable[str], channel_ids: Sequence[str], limit: int) -> list[str]:
         if not channel_ids:
             return []
-        skus_in, params = _in("s", sorted(set(skus)))
-        channels_in, channel_params = _in("c", list(channel_ids))
+        skus_in, params = in_list("s", sorted(set(skus)))
+        channels_in, channel_params = in_list("c", list(channel_ids))
         rows = self.all(
             f"SELECT DISTINCT l.order_id FROM order_lines l JOIN orders o ON o.order_id = l.order_id"
             f" WHERE l.sku IN {skus_in} AND o.channel_id IN {channels_in}"
@@ -537,23 +484,7 @@ class SqlUnitOfWork:
         )
         return [r[0] for r in rows]
 
-    # -- outbox and idempotency -------------------------------------------------------------------
-    def add_events(self, events: Sequence[tuple[DomainEvent, int]]) -> None:
-        for event, sequence in events:
-            event_id = uuid7_str()
-            payload = cloudevent(event, event_id=event_id, sequence=sequence, time=self.now_text)
-            self._outbox.append(
-                {
-                    "id": event_id,
-                    "atype": event.aggregatetype,
-                    "aid": event.aggregateid,
-                    "type": event.type,
-                    "seq": sequence,
-                    "payload": dumps(payload),
-                    "now": self.now_text,
-                }
-            )
-
+    # -- idempotency ------------------------------------------------------------------------------
     def get_response(self, scope: str, key: str) -> StoredResponse | None:
         r = self.one(
             "SELECT request_hash, status_code, response FROM idempotency_keys WHERE scope = :scope AND key = :key",

@@ -1,0 +1,51 @@
+"""The pull feed: every committed event in order, for consumers that cannot take webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from functools import partial
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from crossdock.api.problems import problem_response, responses
+from crossdock.api.schemas import EventPageOut
+from crossdock.api.writes import read
+from crossdock.domain.events import EVENT_TYPES
+from crossdock.events.outbox import Outbox, Page
+
+router = APIRouter(prefix="/v1", tags=["events"])
+WAIT_POLL = 0.05  # seconds between looks while a long poll waits
+
+
+@router.get("/events", responses=responses("invalid-request", ok={200: {"model": EventPageOut}}))
+async def get_events(
+    request: Request,
+    after: Annotated[
+        str, Query(pattern=r"^[0-9]{1,18}$", description="`next_cursor` of the page before; 0 = start")
+    ] = "0",
+    types: Annotated[str | None, Query(description="Comma-separated event types; all when absent")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    wait: Annotated[float, Query(ge=0, le=30, description="Seconds to wait for an event when none is there")] = 0,
+) -> Response:
+    """CloudEvents in commit order. Resume from `next_cursor`; the page is empty when caught up (with
+    `wait`, it waits up to that long for the next event first). Events are kept for the retention
+    period (7 days by default) after every consumer has passed them."""
+    wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
+    if wanted and (unknown := sorted(wanted - EVENT_TYPES)):
+        return problem_response(
+            "invalid-request", f"unknown event type {unknown[0]}", request.url.path, known=sorted(EVENT_TYPES)
+        )
+    outbox: Outbox = request.app.state.outbox
+    job = partial(outbox.read, after=int(after), limit=limit, types=wanted)
+    deadline = time.monotonic() + wait
+    page: Page = await read(request, job)
+    while not page.events and time.monotonic() < deadline:
+        await asyncio.sleep(WAIT_POLL)
+        job = partial(outbox.read, after=page.next, limit=limit, types=wanted)
+        page = await read(request, job)
+    # The events are stored as JSON: put them in the answer as they are.
+    body = b'{"events":[' + b",".join(e.payload.encode() for e in page.events) + b'],"next_cursor":"%d"}' % page.next
+    return Response(body, media_type="application/json")
