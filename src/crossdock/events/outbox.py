@@ -4,10 +4,10 @@ On SQLite one writer commits in position order, so any snapshot holds a gap-free
 outbox (gaps are rolled-back rows that never come back). On PostgreSQL several transactions take
 positions at once and commit in any order: a reader must not pass a position whose transaction may
 still commit. `Horizon` finds the highest position that is settled: it notes the last position
-handed out, then a snapshot; once every transaction that was running at that snapshot has ended, no
-row at or below the noted position can still appear. This relies on every transaction holding its
-transaction id before it takes an outbox position, which the write path guarantees: events are
-written last, after the rows they describe.
+handed out, then the transactions running; once all of those have ended, no row at or below the
+noted position can still appear. This relies on every transaction holding its transaction id
+before it takes an outbox position, which the write path guarantees: events are written last,
+after the rows they describe (and the first of those locks a row, which assigns the id).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class OutboxReads(Protocol):
         self, after: int, upto: int | None, limit: int, types: Collection[str] | None
     ) -> list[StoredEvent]: ...
     def outbox_last_position(self) -> int: ...
-    def outbox_watermark(self) -> tuple[int, int, int]: ...
+    def outbox_watermark(self) -> tuple[int, frozenset[int]]: ...
 
 
 class Horizon:
@@ -55,22 +55,20 @@ class Horizon:
 
     def __init__(self) -> None:
         self.safe = 0
-        self._pending: deque[tuple[int, int]] = deque()  # (last position handed out, snapshot xmax)
+        # (last position handed out, transactions running just after): safe once those have ended
+        self._pending: deque[tuple[int, frozenset[int]]] = deque()
         self._lock = threading.Lock()
 
     def advance(self, uow: OutboxReads) -> int:
-        last, xmin, xmax = uow.outbox_watermark()
+        last, running = uow.outbox_watermark()
         with self._lock:
-            return self._advance(last, xmin, xmax)
-
-    def _advance(self, last: int, xmin: int, xmax: int) -> int:
-        if not self._pending or last > self._pending[-1][0]:
-            if len(self._pending) == self.MAX_PENDING:
-                self._pending.pop()  # keep the oldest: it becomes safe first
-            self._pending.append((last, xmax))
-        while self._pending and self._pending[0][1] <= xmin:
-            self.safe = max(self.safe, self._pending.popleft()[0])
-        return self.safe
+            if not self._pending or last > self._pending[-1][0]:
+                if len(self._pending) == self.MAX_PENDING:
+                    self._pending.pop()  # keep the oldest: it becomes safe first
+                self._pending.append((last, running))
+            while self._pending and not (self._pending[0][1] & running):
+                self.safe = max(self.safe, self._pending.popleft()[0])
+            return self.safe
 
     @property
     def settling(self) -> bool:

@@ -78,13 +78,13 @@ class EventTables(Sql):
     def outbox_last_position(self) -> int:
         return int(self.one("SELECT COALESCE(MAX(position), 0) FROM outbox")[0])
 
-    def outbox_watermark(self) -> tuple[int, int, int]:
-        """PostgreSQL: (last position handed out, then the xmin and xmax of a later snapshot)."""
+    def outbox_watermark(self) -> tuple[int, frozenset[int]]:
+        """PostgreSQL: the last position handed out, then the transactions running after that.
+        (Snapshot bounds do not do here: a transaction younger than the latest completed one is
+        running without lowering a snapshot's xmin.)"""
         last, called = self.one("SELECT last_value, is_called FROM outbox_position_seq")
-        xmin, xmax = self.one(
-            "SELECT pg_snapshot_xmin(s)::text::bigint, pg_snapshot_xmax(s)::text::bigint FROM pg_current_snapshot() s"
-        )
-        return (int(last) if called else 0), int(xmin), int(xmax)
+        rows = self.all("SELECT backend_xid::text FROM pg_stat_activity WHERE backend_xid IS NOT NULL")
+        return (int(last) if called else 0), frozenset(int(r[0]) for r in rows)
 
     def compact_outbox(self, older_than: datetime, lease_seen_after: datetime, limit: int) -> int:
         """Deletes up to `limit` events older than `older_than` that every live consumer has passed.
