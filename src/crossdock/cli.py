@@ -115,7 +115,7 @@ def demo(
     raise typer.Exit(run(DemoOptions(orders=orders, concurrency=concurrency, keep=keep, seed=seed)))
 
 
-BENCHMARKS = ("ingest",)
+BENCHMARKS = ("ingest", "events")
 
 
 @app.command()
@@ -123,56 +123,32 @@ def bench(
     name: Annotated[str, typer.Argument(help=f"Scenario: {', '.join(BENCHMARKS)}")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
     seconds: Annotated[float, typer.Option(help="Measured load duration")] = 15,
-    connections: Annotated[int, typer.Option(help="Concurrent HTTP connections")] = 32,
-    workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 2,
+    connections: Annotated[int, typer.Option(help="ingest: concurrent HTTP connections")] = 32,
+    workers: Annotated[int, typer.Option(help="ingest: API processes of the server under test")] = 2,
+    rate: Annotated[float, typer.Option(help="events: stock change events per second")] = 1000,
     out: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
 ) -> None:
     """Run a benchmark scenario, print its figures and save them as JSON."""
     from rich.console import Console
 
-    from crossdock.benchmarks import ingest, report
+    from crossdock.benchmarks import events, ingest, report
 
     if name not in BENCHMARKS:
         raise typer.BadParameter(f"unknown scenario {name!r}; one of {', '.join(BENCHMARKS)}")
     console = Console(stderr=as_json)
     with console.status(f"running benchmark {name}..."):
-        results = {
-            "scenario": name,
-            "machine": report.machine(),
-            **ingest.run(seconds=seconds, connections=connections, workers=workers),
-        }
+        figures = (
+            ingest.run(seconds=seconds, connections=connections, workers=workers)
+            if name == "ingest"
+            else events.run(seconds=seconds, rate=rate)
+        )
+    results = {"scenario": name, "machine": report.machine(), **figures}
     path = report.save(name, results, out)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
-    http, local = results["http"], results["in_process_sqlite"]
-    lat = http["latency_ms"]
-    report.table(
-        f"crossdock bench ingest ({http['workers']} API processes, {http['connections']} connections, SQLite)",
-        [
-            ("POST /v1/orders per second", f"{http['orders_per_s']:,.0f}"),
-            ("latency p50 / p90 / p99 (ms)", f"{lat['p50']} / {lat['p90']} / {lat['p99']}"),
-            ("requests, errors", f"{http['requests']:,}, {http['errors']}"),
-            ("orders by status", ", ".join(f"{k} {v:,}" for k, v in sorted(http["orders_by_status"].items()))),
-            ("positions with reserved > on_hand", str(http["positions_oversold"])),
-            ("reconciliation", "ok" if http["reconciliation_ok"] else "DRIFT"),
-            (
-                "in-process orders / reservations per second, SQLite",
-                f"{local['orders_per_s']:,.0f} / {local['reservations_per_s']:,.0f}",
-            ),
-            *(
-                [
-                    (
-                        "in-process orders / reservations per second, PostgreSQL",
-                        f"{pg['orders_per_s']:,.0f} / {pg['reservations_per_s']:,.0f}",
-                    )
-                ]
-                if (pg := results.get("in_process_postgresql"))
-                else []
-            ),
-        ],
-        console,
-    )
+    title, rows = (ingest if name == "ingest" else events).summary(results)
+    report.table(title, rows, console)
     console.print(f"results: {path}")
 
 

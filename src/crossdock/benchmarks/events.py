@@ -1,0 +1,218 @@
+"""`crossdock bench events`: how long a committed stock change takes to reach its consumers.
+
+A real server (embedded mode, SQLite) takes stock adjustments over HTTP at a steady rate of events;
+a local receiver takes the signed webhooks and, when the `nats-server` binary is there, a NATS
+subscriber watches the JetStream subjects. Latency runs from the event's `time` (the timestamp of
+the transaction that wrote it, taken just before its commit) to arrival, on one clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from crossdock.benchmarks.receiver import Receiver
+from crossdock.localserver import NatsServer, ServerProcess, nats_server_binary
+from crossdock.store.clock import from_text
+
+SKUS = 200
+PER_REQUEST = 2  # adjustments per request; each gives position_changed and ats_changed
+EVENTS_PER_REQUEST = 2 * PER_REQUEST
+SENDERS = 4
+
+
+class NatsTap:
+    """Notes when each message on `crossdock.>` arrives (a core subscription sees what JetStream stores)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.arrivals: list[tuple[float, bytes]] = []
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.Thread(target=self._main, name="nats-tap", daemon=True)
+
+    def start(self) -> NatsTap:
+        self._thread.start()
+        if not self._ready.wait(20):
+            raise RuntimeError("could not subscribe to NATS")
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+    def _main(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._run())
+        self._loop.close()
+
+    async def _run(self) -> None:
+        import nats
+
+        self._stop = asyncio.Event()
+        nc = await nats.connect(self.url)
+
+        async def arrived(msg: Any) -> None:
+            self.arrivals.append((time.time(), msg.data))
+
+        await nc.subscribe("crossdock.>", cb=arrived)
+        await nc.flush()
+        self._ready.set()
+        await self._stop.wait()
+        await nc.drain()
+
+
+def _seed(client: httpx.Client) -> None:
+    client.put(
+        "/v1/nodes/dc-1",
+        json={
+            "type": "warehouse",
+            "name": "DC 1",
+            "postal_code": "07001",
+            "country": "US",
+            "lat": 40.58,
+            "lon": -74.27,
+        },
+    ).raise_for_status()
+    client.put("/v1/channels/web", json={"type": "custom", "name": "Web", "node_ids": ["dc-1"]}).raise_for_status()
+    for i in range(SKUS):
+        client.put(f"/v1/skus/SKU-{i}", json={"name": f"SKU {i}"}).raise_for_status()
+
+
+def _drive(base_url: str, seconds: float, rate: float) -> int:
+    """Posts adjustments from a few senders, each on its own schedule; returns the requests sent."""
+    interval = SENDERS * EVENTS_PER_REQUEST / rate
+    sent = [0] * SENDERS
+
+    def sender(k: int) -> None:
+        with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as client:
+            start = time.monotonic() + k * interval / SENDERS
+            n = 0
+            while (due := start + n * interval) < start + seconds:
+                time.sleep(max(0.0, due - time.monotonic()))
+                skus = [f"SKU-{(k * 7919 + n * PER_REQUEST + j) % SKUS}" for j in range(PER_REQUEST)]
+                body = {"adjustments": [{"sku": s, "node_id": "dc-1", "delta": 1, "reason": "receipt"} for s in skus]}
+                client.post("/v1/inventory/adjustments", json=body).raise_for_status()
+                n += 1
+            sent[k] = n
+
+    threads = [threading.Thread(target=sender, args=(k,)) for k in range(SENDERS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(sent)
+
+
+def _feed_ids(client: httpx.Client, after: str) -> set[str]:
+    ids: set[str] = set()
+    while True:
+        page = client.get("/v1/events", params={"after": after, "limit": 1000}).raise_for_status().json()
+        ids.update(e["id"] for e in page["events"])
+        if not page["events"]:
+            return ids
+        after = page["next_cursor"]
+
+
+def _latencies(arrivals: list[tuple[float, bytes]], wanted: set[str]) -> dict[str, Any]:
+    first: dict[str, float] = {}
+    for arrived, body in arrivals:
+        event = orjson.loads(body)
+        if event["id"] in wanted and event["id"] not in first:
+            first[event["id"]] = (arrived - from_text(event["time"]).timestamp()) * 1000
+    ms = sorted(first.values())
+
+    def pct(p: float) -> float:
+        return round(ms[min(len(ms) - 1, int(p / 100 * len(ms)))], 2) if ms else float("nan")
+
+    return {
+        "received": len(first),
+        "missing": len(wanted - first.keys()),
+        "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": round(ms[-1], 2) if ms else None},
+    }
+
+
+def _settle(counts: list[Any], quiet: float = 1.0, most: float = 15.0) -> None:
+    """Waits until no new deliveries arrive for `quiet` seconds."""
+    deadline = time.monotonic() + most
+    last, since = sum(len(c) for c in counts), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        if (n := sum(len(c) for c in counts)) != last:
+            last, since = n, time.monotonic()
+
+
+def run(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as folder, contextlib.ExitStack() as stack:
+        tmp = Path(folder)
+        receiver = stack.enter_context(Receiver())
+        env = {"CROSSDOCK_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
+        tap: NatsTap | None = None
+        if nats_server_binary() is not None:
+            nats = stack.enter_context(NatsServer(tmp / "nats"))
+            env["CROSSDOCK_NATS_URL"] = nats.url
+            tap = NatsTap(nats.url).start()
+            stack.callback(tap.stop)
+        server = stack.enter_context(ServerProcess(f"sqlite:///{tmp / 'bench.db'}", tmp / "server.log", env=env))
+        client = stack.enter_context(server.client())
+        _seed(client)
+        client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": []}).raise_for_status()
+        _drive(server.base_url, 1.0, rate)  # warm-up: connections, caches, the relay's first lease
+        _settle([receiver.deliveries] + ([tap.arrivals] if tap else []))
+        start_cursor = _last_cursor(client, "0")
+        webhooks_before = len(receiver.deliveries)
+        nats_before = len(tap.arrivals) if tap else 0
+        started = time.monotonic()
+        requests = _drive(server.base_url, seconds, rate)
+        elapsed = time.monotonic() - started
+        _settle([receiver.deliveries] + ([tap.arrivals] if tap else []))
+        wanted = _feed_ids(client, start_cursor)
+        webhook_arrivals = [(d.arrived, d.body) for d in receiver.deliveries[webhooks_before:]]
+        return {
+            "target_events_per_s": rate,
+            "events": len(wanted),
+            "events_per_s": round(len(wanted) / elapsed, 1),
+            "requests": requests,
+            "seconds": round(elapsed, 2),
+            "webhook": _latencies(webhook_arrivals, wanted),
+            "nats": _latencies(tap.arrivals[nats_before:], wanted) if tap else None,
+        }
+
+
+def _last_cursor(client: httpx.Client, cursor: str) -> str:
+    while True:
+        page = client.get("/v1/events", params={"after": cursor, "limit": 1000}).raise_for_status().json()
+        if not page["events"]:
+            return str(page["next_cursor"])
+        cursor = page["next_cursor"]
+
+
+def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
+    def line(figures: dict[str, Any]) -> str:
+        lat = figures["latency_ms"]
+        return f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['max']}"
+
+    webhook, nats = results["webhook"], results["nats"]
+    rows = [
+        ("events committed, per second", f"{results['events']:,}, {results['events_per_s']:,.0f}"),
+        ("commit -> signed webhook p50 / p90 / p99 / max (ms)", line(webhook)),
+        ("webhooks received, missing", f"{webhook['received']:,}, {webhook['missing']}"),
+    ]
+    if nats:
+        rows += [
+            ("commit -> NATS message p50 / p90 / p99 / max (ms)", line(nats)),
+            ("NATS messages received, missing", f"{nats['received']:,}, {nats['missing']}"),
+        ]
+    else:
+        rows.append(("NATS", "skipped: no nats-server binary"))
+    return f"crossdock bench events ({results['target_events_per_s']:,.0f} events/s asked, SQLite)", rows
