@@ -152,5 +152,18 @@ def bench(
     console.print(f"results: {path}")
 
 
+@app.command()
+def asyncapi(
+    out: Annotated[Path | None, typer.Option(help="Write the document to this file instead of printing it")] = None,
+) -> None:
+    """Print (or write) the AsyncAPI 3.0 document of Crossdock's events."""
+    from crossdock.events.asyncapi import document_text
+
+    if out is None:
+        typer.echo(document_text(), nl=False)
+    else:
+        out.write_text(document_text(), encoding="utf-8")
+
+
 if __name__ == "__main__":
     app()

@@ -10,7 +10,8 @@ class Settings(BaseSettings):
 
     database_url: str = "sqlite:///./crossdock.db"
     nats_url: str | None = None
-    webhook_allow_private: str = ""
+    webhook_allow_private: str = ""  # CIDRs, comma or space separated
+    webhook_timeout_seconds: float = 15.0
     host: str = "127.0.0.1"
     port: int = 8000
     max_body_bytes: int = 1_048_576

@@ -14,11 +14,12 @@ from starlette.responses import Response
 from crossdock import __version__
 from crossdock.api import problems
 from crossdock.api.lane import CrossdockAPI
-from crossdock.api.routers import admin, catalog, events, inventory, orders, reservations
+from crossdock.api.routers import admin, catalog, events, inventory, orders, reservations, webhooks
 from crossdock.api.schemas import OrderIn, ReservationIn
 from crossdock.api.writes import json_response
 from crossdock.config import Settings
 from crossdock.connectors.postal import locate
+from crossdock.events.asyncapi import document_text
 from crossdock.events.outbox import Outbox
 from crossdock.events.runtime import start_relay
 from crossdock.services.holds import expire_holds
@@ -34,6 +35,10 @@ idempotently, holds stock for checkouts and never oversells.
 
 Errors are RFC 9457 `application/problem+json` with a stable `type` URI per kind. Every POST takes
 an `Idempotency-Key`; every response carries a `Request-Id`.
+
+Every change is also published as a CloudEvent (NATS JetStream, webhooks, the feed `GET /v1/events`):
+the event types, their payloads and delivery guarantees are in the AsyncAPI 3 document at
+[`/asyncapi.json`](/asyncapi.json).
 """
 
 
@@ -93,8 +98,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.outbox = Outbox()
     problems.install(app)
-    for module in (orders, reservations, inventory, catalog, events, admin):
+    for module in (orders, reservations, inventory, catalog, events, webhooks, admin):
         app.include_router(module.router)
+
+    @app.get("/asyncapi.json", include_in_schema=False)
+    async def asyncapi_json() -> Response:
+        return Response(document_text(), media_type="application/json")
 
     @app.get("/healthz", tags=["admin"])
     async def healthz() -> Response:

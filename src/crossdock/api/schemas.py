@@ -45,6 +45,11 @@ class ChannelIn(Strict):
 class SkuIn(Strict):
     name: Annotated[str, Field(min_length=1, max_length=500)]
     weight_grams: Count = 0
+    low_stock_threshold: Count = Field(
+        0,
+        description="`crossdock.inventory.low_stock.v1` fires when a node's available quantity falls from above"
+        " this to at or below it (0: when a node runs out)",
+    )
 
 
 class AdjustmentIn(Strict):

@@ -28,6 +28,8 @@ class Sku:
     sku: str
     name: str
     weight_grams: int = 0
+    # `inventory.low_stock` fires when a node's available quantity falls from above this to at or below it.
+    low_stock_threshold: int = 0
 
 
 @dataclass(frozen=True, slots=True)

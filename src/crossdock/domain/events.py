@@ -7,6 +7,7 @@ from typing import Any
 
 POSITION_CHANGED = "crossdock.inventory.position_changed.v1"
 ATS_CHANGED = "crossdock.inventory.ats_changed.v1"
+LOW_STOCK = "crossdock.inventory.low_stock.v1"
 ORDER_RECEIVED = "crossdock.order.received.v1"
 ORDER_ALLOCATED = "crossdock.order.allocated.v1"
 ORDER_BACKORDERED = "crossdock.order.backordered.v1"
@@ -22,6 +23,7 @@ EVENT_TYPES = frozenset(
     {
         POSITION_CHANGED,
         ATS_CHANGED,
+        LOW_STOCK,
         ORDER_RECEIVED,
         ORDER_ALLOCATED,
         ORDER_BACKORDERED,

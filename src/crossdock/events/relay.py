@@ -173,8 +173,14 @@ class Relay:
             return
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter, timeout)
+        try:
+            # asyncio.wait, not wait_for: on Python 3.11 wait_for can swallow a cancellation that
+            # arrives together with the wake-up, and the relay would not stop.
+            await asyncio.wait([waiter], timeout=timeout)
+        finally:
+            # Timed out or cancelled: without a wake-up nothing else would take it off the list.
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
 
     async def idle(self, since: int) -> None:
         """Waits for new events after reading found none."""
@@ -314,6 +320,8 @@ class SinkConsumer:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
+                    if _cancelling():  # a client library turned our cancellation into an error
+                        raise asyncio.CancelledError from exc
                     log.warning("sink publish failed; retrying", sink=self.name, error=str(exc))
                     await asyncio.sleep(backoff.next())
                     continue
@@ -323,3 +331,8 @@ class SinkConsumer:
         finally:
             await cursor.release()
             await self.sink.close()
+
+
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -5,14 +5,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from crossdock.config import Settings
-from crossdock.events.relay import Consumer, Relay
+from crossdock.events.relay import Consumer, Relay, SinkConsumer
+from crossdock.events.webhooks.dispatcher import WebhookDispatcher
 from crossdock.store.database import Database
 
 
 def start_relay(db: Database, settings: Settings) -> Relay | None:
     if not settings.relay:
         return None
-    consumers: list[Consumer] = []
+    consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings)]
+    if settings.nats_url:
+        from crossdock.events.nats import NatsSink
+
+        consumers.append(SinkConsumer(NatsSink(settings.nats_url)))
+    if settings.kafka_bootstrap_servers:
+        from crossdock.events.kafka import KafkaSink
+
+        consumers.append(SinkConsumer(KafkaSink(settings.kafka_bootstrap_servers, settings.kafka_topic)))
     relay = Relay(
         db,
         consumers,

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from crossdock.domain.catalog import Channel, Node, Sku
-from crossdock.domain.errors import UnknownReference
+from crossdock.domain.errors import InvalidRequest, UnknownReference
 from crossdock.services.ports import UnitOfWork
 
 
 def put_sku(uow: UnitOfWork, sku: Sku) -> bool:
+    """A new threshold applies from the next stock movement: raising it above what a node has now
+    does not fire `low_stock` (nothing moved)."""
+    if sku.low_stock_threshold < 0:
+        raise InvalidRequest("low_stock_threshold must not be negative")
     return uow.put_sku(sku)
 
 

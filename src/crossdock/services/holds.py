@@ -169,13 +169,14 @@ def commit_hold(
         created_at=uow.now,
         deliver_by=deliver_by,
     )
-    for ln in h.lines:
-        order.allocate(ln.node_id, ln.sku, ln.quantity)
-    order.refresh_status()
     h.order_id = order.order_id
     _emit(uow, h, ev.RESERVATION_COMMITTED)
     uow.save_hold(h)
+    # Received as it came in, then allocated: the same story ingest_order's events tell.
     emit(uow, order, ev.ORDER_RECEIVED, {"reservation_id": reservation_id})
+    for ln in h.lines:
+        order.allocate(ln.node_id, ln.sku, ln.quantity)
+    order.refresh_status()
     picks = [{"node_id": ln.node_id, "sku": ln.sku, "quantity": ln.quantity} for ln in h.lines]
     emit(uow, order, ev.ORDER_ALLOCATED, {"picks": picks})
     uow.insert_order(order)

@@ -2,6 +2,10 @@
 
 A ledger locks SKUs before reading their positions, checks every movement against the invariants
 as it is posted, and on `flush` writes movements, positions and their events together.
+
+Events per SKU, in this order: `position_changed` per movement, `ats_changed` per channel whose
+sellable quantity differs at the end of the transaction, `low_stock` per node whose available
+quantity crossed the SKU's threshold downwards over the transaction.
 """
 
 from __future__ import annotations
@@ -23,18 +27,23 @@ class Ledger:
         self.uow = uow
         self.catalog: Catalog = uow.catalog()
         self._seq: dict[str, int] = {}
+        self._low: dict[str, int] = {}  # low-stock threshold of each locked SKU
         self._before: dict[Key, Position] = {}
         self._now: dict[Key, Position] = {}
         self._movements: list[Movement] = []
         self._events: list[tuple[DomainEvent, str]] = []  # (event, aggregate SKU) in posting order
+        # The last movement that took a position from above its threshold to at or below it: the cause
+        # named by `low_stock` if the position is still down there at flush.
+        self._fell: dict[Key, Movement] = {}
 
     def lock(self, skus: Iterable[str]) -> None:
         """Locks SKUs (raising UnknownReference for any that do not exist) and loads their positions."""
         new = sorted(set(skus) - self._seq.keys())
         if not new:
             return
-        sequences, positions = self.uow.lock_skus(new)
+        sequences, thresholds, positions = self.uow.lock_skus(new)
         self._seq.update(sequences)
+        self._low.update(thresholds)
         for pos in positions:
             self._before[pos.key] = self._now[pos.key] = pos
 
@@ -59,6 +68,8 @@ class Ledger:
             raise InvalidRequest(f"{m.sku} at {m.node_id}: {', '.join(bad)}", sku=m.sku, node_id=m.node_id)
         self._now[m.key] = after
         self._movements.append(m)
+        if before.available > self._low[m.sku] >= after.available:
+            self._fell[m.key] = m
         self._events.append(
             (
                 DomainEvent(
@@ -110,6 +121,7 @@ class Ledger:
                             sku,
                         )
                     )
+        self._low_stock_events()
         numbered = []
         for event, sku in self._events:
             self._seq[sku] += 1
@@ -119,6 +131,35 @@ class Ledger:
         self._before.update(self._now)
         self._movements.clear()
         self._events.clear()
+        self._fell.clear()
+
+    def _low_stock_events(self) -> None:
+        """A crossing is judged from the start of the transaction to its end: a position that dips and
+        recovers within it, or was already low, does not fire."""
+        for key in sorted(self._fell):
+            m = self._fell[key]
+            threshold = self._low[m.sku]
+            start = self._before.get(key)
+            end = self._now[key]
+            if (start.available if start else 0) > threshold >= end.available:
+                self._events.append(
+                    (
+                        DomainEvent(
+                            ev.LOW_STOCK,
+                            "inventory",
+                            m.sku,
+                            {
+                                "sku": m.sku,
+                                "node_id": m.node_id,
+                                "available": end.available,
+                                "threshold": threshold,
+                                "reason": str(m.reason),
+                                "reference": m.reference,
+                            },
+                        ),
+                        m.sku,
+                    )
+                )
 
 
 def _quantities(p: Position) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from crossdock.domain.catalog import Catalog, Channel, Node, Sku
 from crossdock.domain.events import DomainEvent
@@ -30,6 +30,14 @@ class StoredResponse:
     body: Any
 
 
+class LockedSkus(NamedTuple):
+    """What the ledger needs of the SKUs it locked, read with the lock in one statement."""
+
+    sequences: dict[str, int]  # event sequence of each SKU
+    low_stock_thresholds: dict[str, int]
+    positions: list[Position]
+
+
 class UnitOfWork(Protocol):
     """One database transaction. Reads that lock say so; writes are visible only after commit."""
 
@@ -44,7 +52,7 @@ class UnitOfWork(Protocol):
     def skus_after(self, after: str, limit: int) -> list[str]: ...
 
     # positions and the ledger
-    def lock_skus(self, skus: Sequence[str]) -> tuple[dict[str, int], list[Position]]: ...
+    def lock_skus(self, skus: Sequence[str]) -> LockedSkus: ...
     def positions(self, skus: Sequence[str]) -> list[Position]: ...
     def apply_movements(self, movements: Sequence[Movement], new_positions: Sequence[tuple[str, str]]) -> None: ...
     def save_sku_sequences(self, sequences: dict[str, int]) -> None: ...

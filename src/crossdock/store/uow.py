@@ -16,7 +16,7 @@ from crossdock.domain.errors import Conflict, UnknownReference
 from crossdock.domain.order import Allocation, Order, OrderLine, OrderStatus, ShipTo
 from crossdock.domain.position import Movement, Position
 from crossdock.domain.reservation import Hold, HoldLine, HoldStatus
-from crossdock.services.ports import Claim, StoredResponse
+from crossdock.services.ports import Claim, LockedSkus, StoredResponse
 from crossdock.store.clock import from_text, to_text
 from crossdock.store.event_tables import EventTables
 from crossdock.store.sql import dumps, in_list
@@ -89,10 +89,17 @@ class SqlUnitOfWork(EventTables, WebhookTables):
     def put_sku(self, sku: Sku) -> bool:
         created = not self._exists("skus", "sku", sku.sku)
         self.x(
-            "INSERT INTO skus (sku, name, weight_grams, seq, updated_at) VALUES (:sku, :name, :w, 0, :now)"
-            " ON CONFLICT (sku) DO UPDATE SET name = excluded.name, weight_grams = excluded.weight_grams,"
+            "INSERT INTO skus (sku, name, weight_grams, low_stock_threshold, seq, updated_at)"
+            " VALUES (:sku, :name, :w, :low, 0, :now) ON CONFLICT (sku) DO UPDATE SET name = excluded.name,"
+            " weight_grams = excluded.weight_grams, low_stock_threshold = excluded.low_stock_threshold,"
             " updated_at = excluded.updated_at",
-            {"sku": sku.sku, "name": sku.name, "w": sku.weight_grams, "now": self.now_text},
+            {
+                "sku": sku.sku,
+                "name": sku.name,
+                "w": sku.weight_grams,
+                "low": sku.low_stock_threshold,
+                "now": self.now_text,
+            },
         )
         return created
 
@@ -145,30 +152,42 @@ class SqlUnitOfWork(EventTables, WebhookTables):
         return created
 
     def get_sku(self, sku: str) -> Sku | None:
-        r = self.one("SELECT sku, name, weight_grams FROM skus WHERE sku = :sku", {"sku": sku})
-        return Sku(r[0], r[1], r[2]) if r else None
+        r = self.one("SELECT sku, name, weight_grams, low_stock_threshold FROM skus WHERE sku = :sku", {"sku": sku})
+        return Sku(r[0], r[1], r[2], r[3]) if r else None
 
     def skus_after(self, after: str, limit: int) -> list[str]:
         rows = self.all("SELECT sku FROM skus WHERE sku > :after ORDER BY sku LIMIT :n", {"after": after, "n": limit})
         return [r[0] for r in rows]
 
     # -- positions and the ledger -----------------------------------------------------------------
-    def lock_skus(self, skus: Sequence[str]) -> tuple[dict[str, int], list[Position]]:
-        """Locks SKU rows in sorted order (the one lock order); returns their event sequences and positions."""
+    def lock_skus(self, skus: Sequence[str]) -> LockedSkus:
+        """Locks SKU rows in sorted order (the one lock order); returns their event sequences,
+        low-stock thresholds and positions."""
         ordered = sorted(set(skus))
         names, params = in_list("s", ordered)
-        lock = " FOR UPDATE OF s" if self._for_update else ""
-        rows = self.all(
-            "SELECT s.sku, s.seq, p.node_id, p.on_hand, p.reserved, p.safety_stock, p.damaged, p.inbound"
-            f" FROM skus s LEFT JOIN positions p ON p.sku = s.sku WHERE s.sku IN {names}"
-            f" ORDER BY s.sku, p.node_id{lock}",
-            params,
-        )
-        found = {r[0]: int(r[1]) for r in rows}
+        if self.dialect == "postgresql":
+            # Lock first, then read positions in a statement of its own: a statement that waited for
+            # a lock re-reads the locked rows but not the rows it joined (READ COMMITTED), so positions
+            # read with the lock could be from before the previous holder committed.
+            skus_rows = self.all(
+                f"SELECT sku, seq, low_stock_threshold FROM skus WHERE sku IN {names} ORDER BY sku FOR UPDATE",
+                params,
+            )
+            positions = self.positions(ordered) if skus_rows else []
+        else:  # one writer: nothing changes between lock and read, so one statement does both
+            rows = self.all(
+                "SELECT s.sku, s.seq, s.low_stock_threshold, p.node_id, p.on_hand, p.reserved, p.safety_stock,"
+                " p.damaged, p.inbound FROM skus s LEFT JOIN positions p ON p.sku = s.sku"
+                f" WHERE s.sku IN {names}",
+                params,
+            )
+            skus_rows = list({r[0]: r[:3] for r in rows}.values())
+            positions = [Position(r[0], *r[3:]) for r in rows if r[3] is not None]
+        found = {r[0]: int(r[1]) for r in skus_rows}
         missing = [s for s in ordered if s not in found]
         if missing:
             raise UnknownReference(f"unknown SKU {missing[0]}", skus=missing)
-        return found, [Position(r[0], *r[2:]) for r in rows if r[2] is not None]
+        return LockedSkus(found, {r[0]: int(r[2]) for r in skus_rows}, positions)
 
     def positions(self, skus: Sequence[str]) -> list[Position]:
         names, params = in_list("s", list(skus))

@@ -27,12 +27,13 @@ PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 @router.put("/skus/{sku}", status_code=200, responses=responses(ok={201: {"description": "Created"}}))
 async def put_sku(request: Request, body: SkuIn, sku: PathId) -> Response:
     """Creates or replaces a SKU."""
-    return await write(request, body, partial(_put_sku, Sku(sku, body.name, body.weight_grams)))
+    item = Sku(sku, body.name, body.weight_grams, body.low_stock_threshold)
+    return await write(request, body, partial(_put_sku, item))
 
 
 def _put_sku(item: Sku, uow: UnitOfWork) -> Outcome:
     created = catalog.put_sku(uow, item)
-    return (201 if created else 200), {"sku": item.sku, "name": item.name, "weight_grams": item.weight_grams}
+    return (201 if created else 200), sku_view(item)
 
 
 @router.get("/skus/{sku}", responses=responses("not-found"))
@@ -40,7 +41,7 @@ async def get_sku(request: Request, sku: str) -> Response:
     found = await read(request, lambda uow: uow.get_sku(sku))
     if found is None:
         raise NotFound(f"no SKU {sku}")
-    return json_response({"sku": found.sku, "name": found.name, "weight_grams": found.weight_grams})
+    return json_response(sku_view(found))
 
 
 @router.put("/nodes/{node_id}", responses=responses(ok={201: {"description": "Created"}}))
@@ -105,6 +106,15 @@ async def list_channels(request: Request) -> Response:
     return json_response(
         {"channels": [channel_view(c) for c in sorted(cat.channels.values(), key=lambda c: c.channel_id)]}
     )
+
+
+def sku_view(s: Sku) -> dict[str, Any]:
+    return {
+        "sku": s.sku,
+        "name": s.name,
+        "weight_grams": s.weight_grams,
+        "low_stock_threshold": s.low_stock_threshold,
+    }
 
 
 def node_view(n: Node) -> dict[str, Any]:

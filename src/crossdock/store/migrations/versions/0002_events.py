@@ -63,7 +63,9 @@ def upgrade() -> None:
         sa.Column("created_at", sa.Text, nullable=False),
         sa.Column("updated_at", sa.Text, nullable=False),
     )
-    op.create_index("webhook_messages_by_subject", "webhook_messages", ["endpoint_id", "subject", "position"])
+    # A subject's next pending message; the messages falling due.
+    op.create_index("webhook_messages_by_subject", "webhook_messages", ["endpoint_id", "subject", "status", "position"])
+    op.create_index("webhook_messages_due", "webhook_messages", ["endpoint_id", "next_attempt_at"])
     op.create_index("webhook_messages_by_status", "webhook_messages", ["endpoint_id", "status", "updated_at"])
     op.create_table(
         "webhook_attempts",
