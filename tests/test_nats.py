@@ -32,12 +32,13 @@ from crossdock.domain.position import Reason
 from crossdock.events.nats import STREAM, NatsSink, PublishError, nats_headers, nats_subject, subject_token
 from crossdock.events.outbox import StoredEvent
 from crossdock.events.relay import LEASE, Relay, SinkConsumer
+from crossdock.localserver import NatsServer
 from crossdock.services.catalog import put_channel, put_node, put_sku
 from crossdock.services.inventory import Adjustment, adjust_stock
 from crossdock.store.clock import utcnow
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
-from tests.conftest import NatsServer, free_port, fresh_postgres
+from tests.conftest import free_port, fresh_postgres
 from tests.world import CHANNELS, NODES
 
 SCHEMA = (

@@ -128,7 +128,8 @@ def nats_server_binary() -> Path | None:
 
 
 class NatsServer:
-    """A real `nats-server` with JetStream on a free loopback port, storing under `store_dir`."""
+    """A real `nats-server` with JetStream on a free loopback port, storing under `store_dir`.
+    `restart()` keeps the port and the store, so streams survive it."""
 
     def __init__(self, store_dir: Path, log_path: Path | None = None) -> None:
         self.port = free_port()
@@ -156,16 +157,20 @@ class NatsServer:
             if self.proc.poll() is not None:
                 raise ServerError(f"nats-server exited with {self.proc.returncode}")
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                return self
-            time.sleep(0.05)
+                return self  # JetStream is up before the server accepts clients
+            time.sleep(0.01)
         self.stop()
         raise ServerError("nats-server did not start")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.terminate()  # a clean shutdown: JetStream flushes its store
             try:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()

@@ -153,8 +153,24 @@ def _settle(counts: list[Any], quiet: float = 1.0, most: float = 15.0) -> None:
 
 
 def run(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as folder, contextlib.ExitStack() as stack:
+    """Embedded mode (SQLite) and, when the `pgserver` package is there, scaled mode (PostgreSQL)."""
+    with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as folder:
         tmp = Path(folder)
+        results = {"sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", tmp / "sqlite", seconds, rate)}
+        with contextlib.suppress(ImportError):
+            import pgserver
+
+            server = pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
+            try:
+                results["postgresql"] = measure(server.get_uri(), tmp / "postgresql", seconds, rate)
+            finally:
+                server.cleanup()
+        return {"target_events_per_s": rate, **results}
+
+
+def measure(database_url: str, tmp: Path, seconds: float, rate: float) -> dict[str, Any]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
         receiver = stack.enter_context(Receiver())
         env = {"CROSSDOCK_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8"}
         tap: NatsTap | None = None
@@ -163,7 +179,7 @@ def run(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
             env["CROSSDOCK_NATS_URL"] = nats.url
             tap = NatsTap(nats.url).start()
             stack.callback(tap.stop)
-        server = stack.enter_context(ServerProcess(f"sqlite:///{tmp / 'bench.db'}", tmp / "server.log", env=env))
+        server = stack.enter_context(ServerProcess(database_url, tmp / "server.log", env=env))
         client = stack.enter_context(server.client())
         _seed(client)
         client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": []}).raise_for_status()
@@ -179,7 +195,6 @@ def run(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
         wanted = _feed_ids(client, start_cursor)
         webhook_arrivals = [(d.arrived, d.body) for d in receiver.deliveries[webhooks_before:]]
         return {
-            "target_events_per_s": rate,
             "events": len(wanted),
             "events_per_s": round(len(wanted) / elapsed, 1),
             "requests": requests,
@@ -202,17 +217,21 @@ def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
         lat = figures["latency_ms"]
         return f"{lat['p50']} / {lat['p90']} / {lat['p99']} / {lat['max']}"
 
-    webhook, nats = results["webhook"], results["nats"]
-    rows = [
-        ("events committed, per second", f"{results['events']:,}, {results['events_per_s']:,.0f}"),
-        ("commit -> signed webhook p50 / p90 / p99 / max (ms)", line(webhook)),
-        ("webhooks received, missing", f"{webhook['received']:,}, {webhook['missing']}"),
-    ]
-    if nats:
+    rows = []
+    for database in ("sqlite", "postgresql"):
+        if not (run := results.get(database)):
+            continue
+        webhook, nats = run["webhook"], run["nats"]
         rows += [
-            ("commit -> NATS message p50 / p90 / p99 / max (ms)", line(nats)),
-            ("NATS messages received, missing", f"{nats['received']:,}, {nats['missing']}"),
+            (f"{database}: events committed, per second", f"{run['events']:,}, {run['events_per_s']:,.0f}"),
+            (f"{database}: commit -> signed webhook p50/p90/p99/max ms", line(webhook)),
+            (f"{database}: webhooks received, missing", f"{webhook['received']:,}, {webhook['missing']}"),
         ]
-    else:
-        rows.append(("NATS", "skipped: no nats-server binary"))
-    return f"crossdock bench events ({results['target_events_per_s']:,.0f} events/s asked, SQLite)", rows
+        if nats:
+            rows += [
+                (f"{database}: commit -> NATS message p50/p90/p99/max ms", line(nats)),
+                (f"{database}: NATS messages received, missing", f"{nats['received']:,}, {nats['missing']}"),
+            ]
+        else:
+            rows.append((f"{database}: NATS", "skipped: no nats-server binary"))
+    return f"crossdock bench events ({results['target_events_per_s']:,.0f} events/s asked)", rows

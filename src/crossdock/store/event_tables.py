@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +16,22 @@ from crossdock.store.clock import to_text
 from crossdock.store.sql import Sql, dumps, in_list
 
 NOTIFY_CHANNEL = "crossdock_outbox"
+
+
+def _crashed(owner: str) -> bool:
+    """Whether a lease holder ("host:pid:id") was a process on this host that no longer runs: after a
+    crash and restart, the new relay need not wait for the dead one's lease to lapse."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, someone else's
+        return False
+    return False
 
 
 class EventTables(Sql):
@@ -83,7 +101,10 @@ class EventTables(Sql):
         (Snapshot bounds do not do here: a transaction younger than the latest completed one is
         running without lowering a snapshot's xmin.)"""
         last, called = self.one("SELECT last_value, is_called FROM outbox_position_seq")
-        rows = self.all("SELECT backend_xid::text FROM pg_stat_activity WHERE backend_xid IS NOT NULL")
+        rows = self.all(
+            "SELECT backend_xid::text FROM pg_stat_activity"
+            " WHERE backend_xid IS NOT NULL AND datname = current_database()"
+        )
         return (int(last) if called else 0), frozenset(int(r[0]) for r in rows)
 
     def compact_outbox(self, older_than: datetime, lease_seen_after: datetime, limit: int) -> int:
@@ -124,7 +145,8 @@ class EventTables(Sql):
         row = self.one(
             f"SELECT position, owner, lease_until FROM event_consumers WHERE name = :name{skip}", {"name": name}
         )
-        if row is None or (row[1] not in (None, owner) and row[2] is not None and row[2] > self.now_text):
+        held = row is not None and row[1] not in (None, owner) and row[2] is not None and row[2] > self.now_text
+        if row is None or (held and not _crashed(row[1])):
             return None
         self.x(
             "UPDATE event_consumers SET owner = :owner, lease_until = :until, updated_at = :now WHERE name = :name",

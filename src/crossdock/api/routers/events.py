@@ -15,9 +15,11 @@ from crossdock.api.schemas import EventPageOut
 from crossdock.api.writes import read
 from crossdock.domain.events import EVENT_TYPES
 from crossdock.events.outbox import Outbox, Page
+from crossdock.events.relay import SETTLE_POLL
 
 router = APIRouter(prefix="/v1", tags=["events"])
 WAIT_POLL = 0.05  # seconds between looks while a long poll waits
+SETTLE_WAIT = 0.2
 
 
 @router.get("/events", responses=responses("invalid-request", ok={200: {"model": EventPageOut}}))
@@ -39,13 +41,15 @@ async def get_events(
             "invalid-request", f"unknown event type {unknown[0]}", request.url.path, known=sorted(EVENT_TYPES)
         )
     outbox: Outbox = request.app.state.outbox
-    job = partial(outbox.read, after=int(after), limit=limit, types=wanted)
-    deadline = time.monotonic() + wait
-    page: Page = await read(request, job)
-    while not page.events and time.monotonic() < deadline:
-        await asyncio.sleep(WAIT_POLL)
-        job = partial(outbox.read, after=page.next, limit=limit, types=wanted)
-        page = await read(request, job)
+    started = time.monotonic()
+    page: Page = await read(request, partial(outbox.read, after=int(after), limit=limit, types=wanted))
+    # On PostgreSQL an event just committed may wait for other transactions to end before it can be
+    # read (see events.outbox): give them a moment rather than answer empty.
+    while not page.events and (
+        (waited := time.monotonic() - started) < wait or (outbox.settling() and waited < SETTLE_WAIT)
+    ):
+        await asyncio.sleep(SETTLE_POLL if outbox.settling() else WAIT_POLL)
+        page = await read(request, partial(outbox.read, after=page.next, limit=limit, types=wanted))
     # The events are stored as JSON: put them in the answer as they are.
     body = b'{"events":[' + b",".join(e.payload.encode() for e in page.events) + b'],"next_cursor":"%d"}' % page.next
     return Response(body, media_type="application/json")
