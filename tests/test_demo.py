@@ -11,7 +11,7 @@ from pathlib import Path
 from crossdock.demo import Tally, build_world, prove_sku
 
 
-def test_small_demo_proves_no_oversell(tmp_path: Path) -> None:
+def test_small_demo_proves_no_oversell_and_delivers_every_event(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "crossdock.cli", "demo", "--orders", "300", "--concurrency", "16", "--seed", "7"],
         capture_output=True,
@@ -24,6 +24,7 @@ def test_small_demo_proves_no_oversell(tmp_path: Path) -> None:
     assert done.returncode == 0, out + done.stderr
     assert "✔ No oversell" in out
     assert "✔ ok GET /v1/admin/reconciliation" in out
+    assert "✔ Events:" in out, "every event of the sale reached the demo's webhook receiver, signed and in order"
     assert "300 POST /v1/orders" in out
     assert "/docs" in out and "/openapi.json" in out
     assert "unexpected answers" not in out

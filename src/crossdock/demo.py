@@ -25,7 +25,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from crossdock.benchmarks.receiver import Receiver
 from crossdock.connectors.postal import locate, us_zip_codes
+from crossdock.demo_events import EventsProof, events_table, prove_events, subscribe
 from crossdock.localserver import ServerError, ServerProcess
 
 T = TypeVar("T")
@@ -602,6 +604,11 @@ class Outcome:
     world: World
     tally: Tally
     proof: Proof
+    events: EventsProof
+
+    @property
+    def ok(self) -> bool:
+        return self.proof.ok and self.events.ok and not self.tally.failures
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -720,8 +727,19 @@ def render(console: Console, outcome: Outcome, options: DemoOptions, url: str) -
         console.print(f"[bold red]✘ {sum(tally.failures.values())} unexpected answers[/]: {dict(tally.failures)}")
         console.print(f"  first: {tally.first_failure}")
     console.print()
+    console.print(events_table(outcome.events, percentile))
+    ev = outcome.events
+    if ev.ok:
+        console.print(
+            f"[bold green]✔ Events:[/] all {ev.committed:,} events of the sale reached the webhook receiver, "
+            "each signed and in order for its SKU or order."
+        )
+    else:
+        console.print("[bold red]✘ Events check FAILED[/] (see the table above).")
+    console.print()
     console.print(f"API docs   {url}/docs")
     console.print(f"OpenAPI    {url}/openapi.json")
+    console.print(f"events     {url}/v1/events (AsyncAPI: {url}/asyncapi.json)")
     console.print(f"a hot SKU  {url}/v1/inventory/{outcome.world.hot[0]}")
     if not options.keep:
         console.print("(the server stops now: run with --keep to leave it running and open these)")
@@ -741,7 +759,7 @@ def new_progress(console: Console) -> Progress:
     )
 
 
-async def play(base_url: str, options: DemoOptions, console: Console) -> Outcome:
+async def play(base_url: str, options: DemoOptions, console: Console, receiver: Receiver) -> Outcome:
     rng = random.Random(options.seed)
     world = build_world(rng, options.skus, options.orders)
     console.print(world_table(world))
@@ -755,12 +773,14 @@ async def play(base_url: str, options: DemoOptions, console: Console) -> Outcome
         customers, office = apis[:-1], apis[-1]
         with new_progress(console) as progress:
             await seed_world(customers, world, progress)
+            subscription = await subscribe(office.client, receiver)  # the sale's events, not the seeding's
             await FlashSale(customers, office, world, rng).play(plan, progress)
             await ship_some(customers, tally, rng, progress)
             await await_expiry(office, progress)
         await refresh_waiting(customers, tally)
         proof = await prove(office, world)
-    return Outcome(world, tally, proof)
+        events = await prove_events(office.client, subscription)
+    return Outcome(world, tally, proof, events)
 
 
 def event_loop() -> asyncio.Runner:
@@ -777,12 +797,18 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="crossdock-demo-", ignore_cleanup_errors=True) as tmp:
         try:
-            env = {"CROSSDOCK_HOLD_SWEEP_SECONDS": "0.25"}  # abandoned checkouts visibly expire within the demo
-            with ServerProcess(f"sqlite:///{Path(tmp) / 'crossdock.db'}", Path(tmp) / "server.log", env=env) as server:
+            env = {
+                "CROSSDOCK_HOLD_SWEEP_SECONDS": "0.25",  # abandoned checkouts visibly expire within the demo
+                "CROSSDOCK_WEBHOOK_ALLOW_PRIVATE": "127.0.0.0/8",  # the demo's webhook receiver is local
+            }
+            with (
+                Receiver() as receiver,
+                ServerProcess(f"sqlite:///{Path(tmp) / 'crossdock.db'}", Path(tmp) / "server.log", env=env) as server,
+            ):
                 console.print(f"[bold]Crossdock demo[/]: `crossdock serve` at {server.base_url}")
                 console.print(f"database: {server.database_url} (a temporary folder)\n")
                 with event_loop() as loop:
-                    outcome = loop.run(play(server.base_url, options, console))
+                    outcome = loop.run(play(server.base_url, options, console, receiver))
                 render(console, outcome, options, server.base_url)
                 console.print(f"\nfinished in {time.perf_counter() - started:.1f} s")
                 if options.keep:
@@ -793,7 +819,7 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
         except KeyboardInterrupt:  # the server is already stopped by now; no traceback for a Ctrl-C
             console.print("interrupted")
             return 130
-    return 0 if outcome.proof.ok and not outcome.tally.failures else 1
+    return 0 if outcome.ok else 1
 
 
 def keep_serving(console: Console, server: ServerProcess) -> None:
