@@ -13,6 +13,8 @@ import contextlib
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,16 @@ import httpx
 import orjson
 
 from crossdock.benchmarks.receiver import Receiver
+from crossdock.domain.catalog import Buffer, Channel, ChannelType, Node, NodeType, Sku
+from crossdock.domain.position import Reason
+from crossdock.events.outbox import StoredEvent
+from crossdock.events.relay import Relay, SinkConsumer
 from crossdock.localserver import NatsServer, ServerProcess, nats_server_binary
+from crossdock.services.catalog import put_channel, put_node, put_sku
+from crossdock.services.inventory import Adjustment, adjust_stock
 from crossdock.store.clock import from_text
+from crossdock.store.database import open_database
+from crossdock.store.migrate import upgrade
 
 SKUS = 200
 PER_REQUEST = 2  # adjustments per request; each gives position_changed and ats_changed
@@ -153,19 +163,77 @@ def _settle(counts: list[Any], quiet: float = 1.0, most: float = 15.0) -> None:
 
 
 def run(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
-    """Embedded mode (SQLite) and, when the `pgserver` package is there, scaled mode (PostgreSQL)."""
+    """Embedded mode (SQLite) and, when the `pgserver` package is there, scaled mode (PostgreSQL):
+    over HTTP end to end, then the relay alone (stock changes as jobs straight to the database)."""
     with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as folder:
         tmp = Path(folder)
-        results = {"sqlite": measure(f"sqlite:///{tmp / 'bench.db'}", tmp / "sqlite", seconds, rate)}
+        url = f"sqlite:///{tmp / 'bench.db'}"
+        results = {"sqlite": measure(url, tmp / "sqlite", seconds, rate)}
+        results["sqlite"]["relay_alone"] = relay_alone(f"sqlite:///{tmp / 'relay.db'}", seconds, rate)
         with contextlib.suppress(ImportError):
             import pgserver
 
             server = pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
             try:
                 results["postgresql"] = measure(server.get_uri(), tmp / "postgresql", seconds, rate)
+                results["postgresql"]["relay_alone"] = relay_alone(_fresh_database(server.get_uri()), seconds, rate)
             finally:
                 server.cleanup()
         return {"target_events_per_s": rate, **results}
+
+
+class _Probe:
+    """A sink that notes when each event reached it."""
+
+    name = "probe"
+
+    def __init__(self) -> None:
+        self.arrivals: list[tuple[float, bytes]] = []
+
+    async def open(self) -> None:
+        pass
+
+    async def publish(self, events: Sequence[StoredEvent]) -> None:
+        now = time.time()
+        self.arrivals.extend((now, e.payload.encode()) for e in events)
+
+    async def close(self) -> None:
+        pass
+
+
+def relay_alone(database_url: str, seconds: float, rate: float) -> dict[str, Any]:
+    """Commit -> relay, without HTTP, broker or receiver: what the relay itself adds."""
+    upgrade(database_url)
+    db = open_database(database_url)
+    probe = _Probe()
+    relay = Relay(db, [SinkConsumer(probe)])
+    try:
+        db.run(partial(put_node, node=Node("dc-1", NodeType.WAREHOUSE, "DC 1", "07001", "US", 40.58, -74.27)))
+        db.run(partial(put_channel, channel=Channel("web", ChannelType.CUSTOM, "Web", ("dc-1",), Buffer())))
+        for i in range(SKUS):
+            db.run(partial(put_sku, sku=Sku(f"SKU-{i}", f"SKU {i}")))
+        relay.start()
+        interval = EVENTS_PER_REQUEST / rate
+        start, n = time.monotonic(), 0
+        while (due := start + n * interval) < start + seconds:
+            time.sleep(max(0.0, due - time.monotonic()))
+            skus = [f"SKU-{(n * PER_REQUEST + j) % SKUS}" for j in range(PER_REQUEST)]
+            db.submit(partial(adjust_stock, adjustments=[Adjustment(s, "dc-1", Reason.RECEIPT, delta=1) for s in skus]))
+            n += 1
+        _settle([probe.arrivals])
+    finally:
+        relay.stop()
+        db.close()
+    wanted = {orjson.loads(body)["id"] for _, body in probe.arrivals}
+    return _latencies(probe.arrivals, wanted)
+
+
+def _fresh_database(server_uri: str) -> str:
+    import psycopg
+
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE crossdock_relay")
+    return server_uri.replace("/postgres?", "/crossdock_relay?", 1)
 
 
 def measure(database_url: str, tmp: Path, seconds: float, rate: float) -> dict[str, Any]:
@@ -234,4 +302,5 @@ def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
             ]
         else:
             rows.append((f"{database}: NATS", "skipped: no nats-server binary"))
+        rows.append((f"{database}: commit -> relay alone p50/p90/p99/max ms", line(run["relay_alone"])))
     return f"crossdock bench events ({results['target_events_per_s']:,.0f} events/s asked)", rows

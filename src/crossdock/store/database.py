@@ -11,6 +11,7 @@ that lose a race (deadlock, serialization failure, duplicate key) run again.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sqlite3
 import threading
@@ -148,12 +149,15 @@ class SqliteDatabase(_Base):
         self.url = url
         self.path = url.removeprefix("sqlite:///")
         self.batch_max = batch_max
+        # WAL is a property of the file, set once here: switching takes an exclusive lock, which
+        # connections opened at the same moment (the writer, the relay's readers) would fight over.
+        with contextlib.closing(self._connect()) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
         if writer:  # without one, only reads (the writes go to a writer process: store.writer)
             self._start(1, self._write_loop)
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT)
-        conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash (kill -9); only an OS crash can lose the last commits.
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
