@@ -49,10 +49,19 @@ def serve(
             log_level="warning",
         )
 
-    if workers < 2 or not settings.database_url.startswith("sqlite"):
+    if workers < 2:
         run()
         return
     with tempfile.TemporaryDirectory(prefix="crossdock-") as folder:
+        # Several API processes: each writes its metrics to files here and /metrics sums them all
+        # (prometheus-client's multiprocess mode). A directory given from outside is kept.
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            metrics_dir = os.path.join(folder, "metrics")
+            os.mkdir(metrics_dir)
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # inherited by the API processes
+        if not settings.database_url.startswith("sqlite"):
+            run()
+            return
         db = open_database(settings.database_url)
         writer = WriterServer(db, os.path.join(folder, "writer.sock"))
         relay = start_relay(db, settings)  # beside the one writer, which wakes it on commit
@@ -163,6 +172,36 @@ def asyncapi(
         typer.echo(document_text(), nl=False)
     else:
         out.write_text(document_text(), encoding="utf-8")
+
+
+@app.command()
+def openapi(
+    out: Annotated[Path | None, typer.Option(help="Write the document to this file instead of printing it")] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Compare with the snapshot (--out, default docs/openapi.json) instead")
+    ] = False,
+) -> None:
+    """Print (or write) the OpenAPI document; --check fails on breaking changes or a stale snapshot."""
+    from crossdock.api.compat import SNAPSHOT, breaking_changes, current_document, render
+
+    document = current_document()
+    text = render(document)
+    if check:
+        path = out or SNAPSHOT
+        snapshot = json.loads(path.read_text(encoding="utf-8"))
+        if changes := breaking_changes(snapshot, document):
+            typer.echo(f"breaking changes against {path}:", err=True)
+            for change in changes:
+                typer.echo(f"  - {change}", err=True)
+            raise typer.Exit(1)
+        if render(snapshot) != text:
+            typer.echo(f"{path} is out of date (additive changes): run `crossdock openapi --out {path}`", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{path} matches the API")
+    elif out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

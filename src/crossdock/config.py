@@ -17,6 +17,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_048_576
     hold_sweep_seconds: float = 1.0
     pg_writers: int = 8
+    # Load shedding, per API process (see api/shedding.py)
+    max_inflight_writes: int = 1024
+    max_inflight_reads: int = 256
+    write_queue_seconds: float = 1.0
     # Events: the relay runs in every process that owns a database (one per API process on
     # PostgreSQL; the writer process with `serve --workers N` on SQLite).
     relay: bool = True
@@ -26,4 +30,5 @@ class Settings(BaseSettings):
     kafka_topic: str = "crossdock"
     # Set by `serve --workers N` on SQLite: where the API processes reach the one writer.
     writer_socket: str | None = None
+    tracing: str = "off"  # OpenTelemetry: "off", "console", "otlp" or "global" (see api/tracing.py)
     log_format: str = "auto"  # "json", "console" or "auto" (console on a terminal)

@@ -9,13 +9,18 @@ from collections.abc import AsyncIterator
 
 import structlog
 from fastapi import FastAPI, Request
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from crossdock import __version__
 from crossdock.api import problems
+from crossdock.api.health import readiness
 from crossdock.api.lane import CrossdockAPI
-from crossdock.api.routers import admin, catalog, events, inventory, orders, reservations, webhooks
+from crossdock.api.metrics import Metrics
+from crossdock.api.routers import admin, audit, catalog, events, inventory, orders, reservations, webhooks
 from crossdock.api.schemas import OrderIn, ReservationIn
+from crossdock.api.shedding import LoadShedder
+from crossdock.api.tracing import edge_tracer
 from crossdock.api.writes import json_response
 from crossdock.config import Settings
 from crossdock.connectors.postal import locate
@@ -65,6 +70,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             app.state.db = open_database(settings.database_url, writers=settings.pg_writers)
         # The relay runs beside the writer: here, unless a writer process (`serve --workers N`) runs it.
         relay = start_relay(app.state.db, settings) if own and not settings.writer_socket else None
+        app.state.relay = relay
         locate("00000", "US")  # loads the ZIP table now, not on the first order
         # What start-up loaded (the ZIP table, the app) lives as long as the process: keeping it out of
         # the cyclic collector's full passes takes ~100 ms pauses out of the latency tail.
@@ -79,8 +85,12 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             if own:
                 app.state.db.close()
 
+    # Reads app.state.db at scrape time: the database is opened later, in the lifespan.
+    metrics = Metrics(lambda: app.state.db)
     app = CrossdockAPI(
         max_body_bytes=settings.max_body_bytes,
+        observe=metrics.http.observe,
+        tracer=edge_tracer(settings.tracing),
         title="Crossdock",
         version=__version__,
         description=DESCRIPTION,
@@ -95,10 +105,15 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         ],
     )
     app.state.db = db
+    app.state.relay = None
+    app.state.metrics = metrics
     app.state.settings = settings
     app.state.outbox = Outbox()
+    app.state.shedder = LoadShedder(
+        settings.max_inflight_writes, settings.max_inflight_reads, settings.write_queue_seconds
+    )
     problems.install(app)
-    for module in (orders, reservations, inventory, catalog, events, webhooks, admin):
+    for module in (orders, reservations, inventory, catalog, events, webhooks, admin, audit):
         app.include_router(module.router)
 
     @app.get("/asyncapi.json", include_in_schema=False)
@@ -111,9 +126,19 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
 
     @app.get("/readyz", tags=["admin"])
     async def readyz(request: Request) -> Response:
-        database: Database = request.app.state.db
-        await asyncio.to_thread(database.read, lambda uow: uow.catalog())
-        return json_response({"status": "ready", "database": database.dialect})
+        """Ready when the database answers a read (503 otherwise); also reports the event relay and
+        the NATS broker, whose trouble marks the service `degraded` but still ready."""
+        state = request.app.state
+        ok, report = await asyncio.to_thread(readiness, state.db, state.relay, settings)
+        if not ok:
+            return problems.problem_response(
+                "not-ready", "the database is not reachable", request.url.path, checks=report
+            )
+        return json_response(report)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(await asyncio.to_thread(metrics.render), media_type=CONTENT_TYPE_LATEST)
 
     app.add_lane("POST", "/v1/orders", OrderIn, orders.create_order)
     app.add_lane("POST", "/v1/reservations", ReservationIn, reservations.create_reservation)

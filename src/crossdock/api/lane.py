@@ -14,8 +14,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from crossdock.api.middleware import EdgeMiddleware
+from crossdock.api.middleware import ROUTE_KEY, EdgeMiddleware, Observer
 from crossdock.api.problems import problem_for
+from crossdock.api.tracing import EdgeTracer
 
 Handler = Callable[[Request, Any], Awaitable[Response]]
 
@@ -23,10 +24,17 @@ Handler = Callable[[Request, Any], Awaitable[Response]]
 class CrossdockAPI(FastAPI):
     """FastAPI behind the edge (request ids, body cap), with a fast lane for a few routes."""
 
-    def __init__(self, *, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        max_body_bytes: int,
+        observe: Observer | None = None,
+        tracer: EdgeTracer | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.lanes: dict[tuple[str, str], tuple[type[BaseModel], Handler]] = {}
-        self._edge = EdgeMiddleware(self._dispatch, max_body_bytes)
+        self._edge = EdgeMiddleware(self._dispatch, max_body_bytes, observe, tracer)
 
     def add_lane(self, method: str, path: str, model: type[BaseModel], handler: Handler) -> None:
         self.lanes[(method, path)] = (model, handler)
@@ -41,6 +49,7 @@ class CrossdockAPI(FastAPI):
             return
         model, handler = lane
         scope["app"] = self
+        scope[ROUTE_KEY] = scope["path"]  # a lane's path is its template (no path parameters)
         request = Request(scope, receive)
         try:
             response = await handler(request, model.model_validate_json(await request.body()))

@@ -1,33 +1,86 @@
-"""One pure-ASGI middleware (cheaper than several): a Request-Id on every response and a cap on
-request body size (413 problem+json, before any handler sees the body)."""
+"""One pure-ASGI middleware (cheaper than several): a Request-Id on every response, a cap on
+request body size (413 problem+json, before any handler sees the body) and the per-request metrics
+(here, so that the fast lane, which bypasses FastAPI's routing, is counted too)."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from crossdock.api.deprecation import SCOPE_KEY
 from crossdock.api.problems import KINDS, MEDIA_TYPE, TYPE_BASE
+from crossdock.api.tracing import EdgeTracer
 from crossdock.domain.ids import new_id
+from crossdock.events import tracecontext
+
+# (method, route template, status, seconds)
+Observer = Callable[[str, str, int, float], None]
+ROUTE_KEY = "crossdock.route"  # the fast lane puts its route template here; FastAPI routes set "route"
+UNMATCHED = "<unmatched>"
+
+
+def route_template(scope: Scope) -> str:
+    template = scope.get(ROUTE_KEY)
+    if template is not None:
+        return str(template)
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else UNMATCHED
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, observe: Observer | None = None, tracer: EdgeTracer | None = None
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.observe = observe
+        self.tracer = tracer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self.observe is None and self.tracer is None:
+            await self._handle(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the server answers when the app fails before starting a response
+
+        async def send_observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        span = self.tracer.start(scope) if self.tracer is not None else None
+        try:
+            await self._handle(scope, receive, send_observed)
+        finally:
+            route = route_template(scope)
+            if self.observe is not None:
+                self.observe(scope["method"], route, status, time.perf_counter() - started)
+            if self.tracer is not None and span is not None:
+                self.tracer.end(*span, scope["method"], route, status)
+
+    async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _header(scope, b"request-id") or new_id("req")
         rid = request_id.encode()
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        parent = _header(scope, b"traceparent")
+        if parent is not None and "trace" not in state:  # into the events it writes (api.writes); a span's wins
+            state["trace"] = tracecontext.context(parent, _header(scope, b"tracestate"))
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"request-id", rid)]
+                # A deprecated route left its Deprecation/Sunset headers in the scope (api.deprecation).
+                extra = scope.get(SCOPE_KEY, ())
+                message["headers"] = [*message.get("headers", []), (b"request-id", rid), *extra]
             await send(message)
 
         length = _header(scope, b"content-length")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
-from crossdock.domain.errors import DomainError
+from crossdock.domain.errors import DomainError, Overloaded
 
 TYPE_BASE = "https://crossdock.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
@@ -34,6 +34,8 @@ KINDS: dict[str, tuple[int, str]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "unsupported-media-type": (415, "Send application/json"),
     "internal-error": (500, "Internal error"),
+    "not-ready": (503, "Not ready: a dependency this service needs is not reachable"),
+    "overloaded": (503, "Too busy to take this now: nothing was applied; retry after Retry-After seconds"),
 }
 
 
@@ -62,7 +64,7 @@ def problem_response(kind: str, detail: str, instance: str | None = None, **extr
 def responses(*kinds: str, ok: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the successes (`ok`) and problems an operation can answer with."""
     out: dict[int | str, dict[str, Any]] = dict(ok or {})
-    for kind in ("validation-error", *kinds):
+    for kind in ("validation-error", "overloaded", *kinds):
         status, title = KINDS[kind]
         entry = out.setdefault(status, {"model": Problem, "content": {MEDIA_TYPE: {}}, "description": ""})
         entry["description"] = "; ".join(filter(None, [entry["description"], f"`{kind}`: {title}"]))
@@ -71,7 +73,10 @@ def responses(*kinds: str, ok: dict[int | str, dict[str, Any]] | None = None) ->
 
 def domain_problem(exc: DomainError, instance: str) -> Response:
     kind = exc.kind if exc.kind in KINDS else "invalid-request"
-    return problem_response(kind, exc.detail, instance, **_jsonable(exc.extra))
+    response = problem_response(kind, exc.detail, instance, **_jsonable(exc.extra))
+    if isinstance(exc, Overloaded):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def validation_problem(raw: Sequence[Any], instance: str, prefix: tuple[str, ...] = ()) -> Response:

@@ -52,3 +52,13 @@ class Conflict(DomainError):
     """A concurrent change won; the whole request may be retried."""
 
     kind = "conflict"
+
+
+class Overloaded(DomainError):
+    """Refused before it ran: the write path is saturated. Nothing was applied; try again later."""
+
+    kind = "overloaded"
+
+    def __init__(self, detail: str, retry_after: int = 1) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after

@@ -176,6 +176,13 @@ ENVELOPE: Schema = _obj(
         },
         "data": {"type": "object"},
     },
+    {
+        "traceparent": _text(
+            "Distributed tracing extension: the W3C trace context of the request that caused the change,"
+            " when it carried one (also sent as the `traceparent` header of webhooks and NATS messages)"
+        ),
+        "tracestate": _text("Distributed tracing extension: the W3C `tracestate` that came with `traceparent`"),
+    },
     description="A CloudEvents 1.0 event in structured JSON mode",
 )
 

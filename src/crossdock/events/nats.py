@@ -46,6 +46,7 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from crossdock.events.outbox import StoredEvent
+from crossdock.events.tracecontext import from_payload
 
 log = structlog.get_logger()
 
@@ -79,7 +80,7 @@ def nats_subject(event: StoredEvent) -> str:
 
 
 def nats_headers(event: StoredEvent, previous_id: str | None) -> dict[str, str]:
-    headers = {"Nats-Msg-Id": event.id, "content-type": CONTENT_TYPE}
+    headers = {"Nats-Msg-Id": event.id, "content-type": CONTENT_TYPE, **from_payload(event.payload)}
     if previous_id is not None:
         headers["Nats-Expected-Last-Msg-Id"] = previous_id
     return headers
@@ -96,6 +97,10 @@ class NatsSink:
         self._inbox = ""
         self._acks: dict[str, asyncio.Future[dict[str, Any]]] = {}  # by reply subject
         self._sent = itertools.count()
+
+    @property
+    def connected(self) -> bool:
+        return self._nc is not None and self._nc.is_connected
 
     async def open(self) -> None:
         nc = await nats.connect(

@@ -20,6 +20,7 @@ import os
 import random
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ import structlog
 
 from crossdock.domain.ids import uuid7_str
 from crossdock.events.outbox import Outbox, Page, StoredEvent
+from crossdock.services.ports import IDEMPOTENCY_RETENTION
 from crossdock.store.clock import utcnow
 from crossdock.store.database import Database
 from crossdock.store.event_tables import NOTIFY_CHANNEL
@@ -100,6 +102,13 @@ class Relay:
         self._wake_scheduled = threading.Event()
         self._started = threading.Event()
         self._stopping: asyncio.Event | None = None
+        self.last_loop: float | None = None  # wall time of the last successful outbox read (readiness)
+
+    def status(self) -> dict[str, Any]:
+        """For /readyz: whether the relay's thread runs, and how long since a consumer last read."""
+        running = self._thread is not None and self._thread.is_alive()
+        since = None if self.last_loop is None else round(max(0.0, time.time() - self.last_loop), 3)
+        return {"running": running, "last_loop_seconds_ago": since, "consumers": [c.name for c in self.consumers]}
 
     # -- life -------------------------------------------------------------------------------------
     def start(self) -> Relay:
@@ -196,10 +205,14 @@ class Relay:
 
     # -- database ---------------------------------------------------------------------------------
     async def read(self, after: int, limit: int, types: Collection[str] | None = None) -> Page:
-        return await asyncio.to_thread(self.db.read, partial(self.outbox.read, after=after, limit=limit, types=types))
+        page = await asyncio.to_thread(self.db.read, partial(self.outbox.read, after=after, limit=limit, types=types))
+        self.last_loop = time.time()
+        return page
 
     async def reading(self, job: Callable[[Any], T]) -> T:
-        return await asyncio.to_thread(self.db.read, job)
+        result = await asyncio.to_thread(self.db.read, job)
+        self.last_loop = time.time()
+        return result
 
     async def write(self, job: Callable[[Any], T]) -> T:
         future: Future[T] = self.db.submit(job)
@@ -221,9 +234,11 @@ COMPACT_CHUNK = 5000
 
 
 def compact(uow: Any, *, older_than: datetime, lease_seen_after: datetime) -> int:
-    """One chunk of compaction: delivered events and webhook attempt logs past the retention period."""
+    """One chunk of compaction: delivered events and webhook attempt logs past the retention period,
+    and Idempotency-Key responses past theirs."""
     deleted: int = uow.compact_outbox(older_than, lease_seen_after, COMPACT_CHUNK)
     deleted += uow.compact_webhook_log(older_than, COMPACT_CHUNK)
+    deleted += uow.compact_idempotency_keys(uow.now - IDEMPOTENCY_RETENTION, COMPACT_CHUNK)
     return deleted
 
 

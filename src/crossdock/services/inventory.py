@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from crossdock.domain import events as ev
 from crossdock.domain.errors import CompareFailed, InvalidRequest, UnknownReference
 from crossdock.domain.position import ADJUSTABLE, Movement, Position, Reason
+from crossdock.services.audit import position_id, record
 from crossdock.services.holds import release_for_recount
 from crossdock.services.ledger import Ledger
 from crossdock.services.orders import emit, fill_backorders
@@ -62,7 +63,17 @@ def adjust_stock(uow: UnitOfWork, adjustments: Sequence[Adjustment]) -> list[Pos
         delta = a.target(current) - current
         if a.bucket == "on_hand" and pos.on_hand + delta < pos.reserved:
             freed |= _take_back(uow, ledger, a.sku, a.node_id, pos.reserved - (pos.on_hand + delta))
-        ledger.post(Movement(a.sku, a.node_id, a.reason, a.reference, **{f"d_{a.bucket}": delta}))
+        after = ledger.post(Movement(a.sku, a.node_id, a.reason, a.reference, **{f"d_{a.bucket}": delta}))
+        # The position just before and after this adjustment (a recount's take-back included);
+        # backorders filled from it afterwards are order changes, not part of the manual one.
+        record(
+            uow,
+            "stock.adjusted",
+            "position",
+            position_id(a.sku, a.node_id),
+            pos.as_dict(),
+            {**after.as_dict(), "reason": str(a.reason), "reference": a.reference},
+        )
         touched.append((a.sku, a.node_id))
     # Backorders are offered freed stock only now, when every count is posted.
     fill_backorders(uow, ledger, {sku for sku, _ in touched} | freed)

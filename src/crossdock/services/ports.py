@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple, Protocol
 
+from crossdock.domain.audit import Actor
 from crossdock.domain.catalog import Catalog, Channel, Node, Sku
 from crossdock.domain.events import DomainEvent
 from crossdock.domain.order import Order
@@ -21,6 +22,10 @@ class Claim:
     kind: str  # "hold" | "order"
     owner_id: str
     quantity: int
+
+
+# How long an Idempotency-Key's response is replayed; after that the key may be used afresh.
+IDEMPOTENCY_RETENTION = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +43,26 @@ class LockedSkus(NamedTuple):
     positions: list[Position]
 
 
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Filters of a page of the audit log; None: any. `after` is the id of the previous page's last entry."""
+
+    object_type: str | None = None
+    object_id: str | None = None
+    actor: str | None = None
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    after: int | None = None
+    limit: int = 100
+    newest_first: bool = True
+
+
 class UnitOfWork(Protocol):
     """One database transaction. Reads that lock say so; writes are visible only after commit."""
 
     now: datetime
+    actor: Actor  # who asked for this transaction's changes (the audit log's actor)
+    trace: dict[str, str] | None  # W3C trace context of the request, copied into the events written
 
     # catalog
     def catalog(self) -> Catalog: ...
@@ -78,5 +99,9 @@ class UnitOfWork(Protocol):
 
     # outbox and idempotency
     def add_events(self, events: Sequence[tuple[DomainEvent, int]]) -> None: ...
-    def get_response(self, scope: str, key: str) -> StoredResponse | None: ...
+    def get_response(self, scope: str, key: str, since: datetime) -> StoredResponse | None: ...
     def save_response(self, scope: str, key: str, response: StoredResponse) -> None: ...
+
+    # the audit log
+    def add_audit(self, action: str, object_type: str, object_id: str, before: Any, after: Any) -> None: ...
+    def audit_entries(self, q: AuditQuery) -> list[dict[str, Any]]: ...

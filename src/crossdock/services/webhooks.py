@@ -22,13 +22,15 @@ from crossdock.domain.webhooks import (
     consumer_name,
 )
 from crossdock.events.envelope import cloudevent
+from crossdock.services.audit import AuditStore, record
 from crossdock.services.orders import utc_text
 
 SWITCHED_OFF = "switched off through the API"
 
 
-class WebhookStore(Protocol):
-    """What these use cases need from a unit of work (`store.webhook_tables`, `store.event_tables`)."""
+class WebhookStore(AuditStore, Protocol):
+    """What these use cases need from a unit of work (`store.webhook_tables`, `store.event_tables`,
+    `store.audit_tables`)."""
 
     now: datetime
     wake_relay: bool
@@ -89,6 +91,7 @@ def create_endpoint(uow: WebhookStore, new: NewEndpoint) -> Endpoint:
     uow.insert_webhook_endpoint(endpoint)
     uow.add_consumer(endpoint.consumer, uow.outbox_last_position())
     uow.wake_relay = True
+    _audit(uow, "created", endpoint.endpoint_id, None, endpoint)
     return endpoint
 
 
@@ -119,15 +122,18 @@ def update_endpoint(uow: WebhookStore, endpoint_id: str, changes: EndpointChange
         updated = replace(updated, updated_at=uow.now)
         uow.save_webhook_endpoint(updated)
         uow.wake_relay = True
+        _audit(uow, "updated", endpoint_id, endpoint, updated)
     return updated
 
 
 def delete_endpoint(uow: WebhookStore, endpoint_id: str) -> None:
     """Deletes the endpoint with its messages, attempt log and cursor."""
+    endpoint = get_endpoint(uow, endpoint_id, lock=True)  # what it was, for the audit log
     if not uow.delete_webhook_endpoint(endpoint_id):
         raise NotFound(f"no webhook endpoint {endpoint_id}")
     uow.drop_consumer(consumer_name(endpoint_id))
     uow.wake_relay = True
+    _audit(uow, "deleted", endpoint_id, endpoint, None)
 
 
 def rotate_secret(uow: WebhookStore, endpoint_id: str, secret: str, overlap: timedelta) -> Endpoint:
@@ -143,6 +149,7 @@ def rotate_secret(uow: WebhookStore, endpoint_id: str, secret: str, overlap: tim
     )
     uow.save_webhook_endpoint(rotated)
     uow.wake_relay = True
+    _audit(uow, "secret_rotated", endpoint_id, endpoint, rotated)
     return rotated
 
 
@@ -154,7 +161,26 @@ def recover_messages(uow: WebhookStore, endpoint_id: str, since: datetime, until
         # A changed endpoint makes its dispatcher look for due messages at once.
         uow.save_webhook_endpoint(replace(endpoint, updated_at=uow.now))
         uow.wake_relay = True
+        # An action rather than a new state: `after` says what was asked and what it did.
+        recovered = {"since": utc_text(since), "until": _time(until), "recovered": count}
+        record(uow, "webhook_endpoint.messages_recovered", "webhook_endpoint", endpoint_id, None, recovered)
     return count
+
+
+def _audit(uow: WebhookStore, action: str, endpoint_id: str, before: Endpoint | None, after: Endpoint | None) -> None:
+    # The secrets are in the views only to be redacted: the entry shows that they were set or changed.
+    record(
+        uow,
+        f"webhook_endpoint.{action}",
+        "webhook_endpoint",
+        endpoint_id,
+        _audit_view(before) if before else None,
+        _audit_view(after) if after else None,
+    )
+
+
+def _audit_view(e: Endpoint) -> dict[str, Any]:
+    return {**endpoint_view(e, with_secret=True), "previous_secret": e.previous_secret}
 
 
 def record_test_attempt(uow: WebhookStore, attempt: AttemptRecord) -> AttemptRecord:

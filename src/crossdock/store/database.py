@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
-from crossdock.domain.errors import Conflict
+from crossdock.domain.errors import Conflict, Overloaded
 from crossdock.services.ports import UnitOfWork
 from crossdock.store.clock import utcnow
 from crossdock.store.uow import CatalogCache, SqlUnitOfWork
@@ -38,7 +38,10 @@ class Database(Protocol):
     url: str
     dialect: str
 
-    def submit(self, job: Job[T]) -> Future[T]: ...
+    def submit(self, job: Job[T], deadline: float | None = None) -> Future[T]:
+        """Queues a write. With a `deadline` (time.time()), a job still queued then is not run but
+        fails with Overloaded: under saturation, a quick refusal instead of a late answer."""
+
     def run(self, job: Job[T]) -> T: ...
     def read(self, job: Job[T]) -> T: ...
     def add_commit_listener(self, listener: Callable[[], None]) -> None: ...
@@ -49,6 +52,16 @@ class Database(Protocol):
 class _Pending:
     job: Job[Any]
     future: Future[Any]
+    deadline: float | None = None
+
+    def start(self) -> bool:
+        """Marks the job running; False if its caller cancelled it or its deadline passed."""
+        if not self.future.set_running_or_notify_cancel():
+            return False
+        if self.deadline is not None and time.time() > self.deadline:
+            self.future.set_exception(Overloaded("the write queue is too long: not applied, try again"))
+            return False
+        return True
 
 
 Clock = Callable[[], datetime]
@@ -99,11 +112,11 @@ class _Base(ABC):
             self._local.wake = True
         return result
 
-    def submit(self, job: Job[T]) -> Future[T]:
+    def submit(self, job: Job[T], deadline: float | None = None) -> Future[T]:
         if self._closed:
             raise RuntimeError("database is closed")
         fut: Future[T] = Future()
-        self._queue.put(_Pending(job, fut))
+        self._queue.put(_Pending(job, fut, deadline))
         return fut
 
     def run(self, job: Job[T]) -> T:
@@ -189,7 +202,7 @@ class SqliteDatabase(_Base):
                     stop = True
                     break
                 batch.append(nxt)
-            self._commit_batch(conn, [p for p in batch if p.future.set_running_or_notify_cancel()])
+            self._commit_batch(conn, [p for p in batch if p.start()])
             if stop:
                 break
         conn.close()
@@ -263,7 +276,7 @@ class PostgresDatabase(_Base):
             pending = self._queue.get()
             if pending is None:
                 break
-            if not pending.future.set_running_or_notify_cancel():
+            if not pending.start():
                 continue
             for attempt in range(MAX_ATTEMPTS):
                 try:

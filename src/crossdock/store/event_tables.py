@@ -40,12 +40,16 @@ class EventTables(Sql):
         self._outbox: list[dict[str, Any]] = []
         # Set when the relay should look now rather than at its next poll (events or endpoints changed).
         self.wake_relay = False
+        # The request's trace context (`traceparent`, `tracestate`): a CloudEvents extension of every event.
+        self.trace: dict[str, str] | None = None
 
     # -- writing ----------------------------------------------------------------------------------
     def add_events(self, events: Sequence[tuple[DomainEvent, int]]) -> None:
         for event, sequence in events:
             event_id = uuid7_str()
             payload = cloudevent(event, event_id=event_id, sequence=sequence, time=self.now_text)
+            if self.trace:
+                payload.update(self.trace)
             self._outbox.append(
                 {
                     "id": event_id,

@@ -1,5 +1,6 @@
 """The unit of work: one transaction in plain SQL (plumbing in `store.sql`), catalog, ledger,
-orders and holds here; the event tables in `store.event_tables` and `store.webhook_tables`."""
+orders and holds here; the event tables in `store.event_tables` and `store.webhook_tables`, the audit
+log in `store.audit_tables`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from crossdock.domain.order import Allocation, Order, OrderLine, OrderStatus, Sh
 from crossdock.domain.position import Movement, Position
 from crossdock.domain.reservation import Hold, HoldLine, HoldStatus
 from crossdock.services.ports import Claim, LockedSkus, StoredResponse
+from crossdock.store.audit_tables import AuditTables
 from crossdock.store.clock import from_text, to_text
 from crossdock.store.event_tables import EventTables
 from crossdock.store.sql import dumps, in_list
@@ -31,7 +33,7 @@ class CatalogCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SqlUnitOfWork(EventTables, WebhookTables):
+class SqlUnitOfWork(EventTables, WebhookTables, AuditTables):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
         super().__init__(conn, dialect, now)
         self._cache = cache
@@ -46,6 +48,7 @@ class SqlUnitOfWork(EventTables, WebhookTables):
             self._history,
         )
         self._history = []
+        self.write_audit()
         self.write_outbox()
 
     # -- catalog ----------------------------------------------------------------------------------
@@ -504,17 +507,22 @@ class SqlUnitOfWork(EventTables, WebhookTables):
         return [r[0] for r in rows]
 
     # -- idempotency ------------------------------------------------------------------------------
-    def get_response(self, scope: str, key: str) -> StoredResponse | None:
+    def get_response(self, scope: str, key: str, since: datetime) -> StoredResponse | None:
+        """The response stored for a key, unless it was stored before `since` (past retention)."""
         r = self.one(
-            "SELECT request_hash, status_code, response FROM idempotency_keys WHERE scope = :scope AND key = :key",
-            {"scope": scope, "key": key},
+            "SELECT request_hash, status_code, response FROM idempotency_keys"
+            " WHERE scope = :scope AND key = :key AND created_at >= :since",
+            {"scope": scope, "key": key, "since": to_text(since)},
         )
         return StoredResponse(r[0], int(r[1]), orjson.loads(r[2])) if r else None
 
     def save_response(self, scope: str, key: str, response: StoredResponse) -> None:
+        # A key past retention may still have its row (compaction runs now and then): replace it.
         self.x(
             "INSERT INTO idempotency_keys (scope, key, request_hash, status_code, response, created_at)"
-            " VALUES (:scope, :key, :hash, :status, :response, :now)",
+            " VALUES (:scope, :key, :hash, :status, :response, :now) ON CONFLICT (scope, key) DO UPDATE SET"
+            " request_hash = excluded.request_hash, status_code = excluded.status_code,"
+            " response = excluded.response, created_at = excluded.created_at",
             {
                 "scope": scope,
                 "key": key,
@@ -524,3 +532,11 @@ class SqlUnitOfWork(EventTables, WebhookTables):
                 "now": self.now_text,
             },
         )
+
+    def compact_idempotency_keys(self, older_than: datetime, limit: int) -> int:
+        rows = self.all(
+            "SELECT scope, key FROM idempotency_keys WHERE created_at < :before LIMIT :n",
+            {"before": to_text(older_than), "n": limit},
+        )
+        keys = [{"scope": r[0], "key": r[1]} for r in rows]
+        return self.many("DELETE FROM idempotency_keys WHERE scope = :scope AND key = :key", keys)

@@ -68,8 +68,8 @@ class WriterServer:
         lock = threading.Lock()
         with conn, conn.makefile("rb") as stream:
             while (message := _receive(stream)) is not None:
-                request_id, job = message
-                self.db.submit(job).add_done_callback(partial(self._reply, conn, lock, request_id))
+                request_id, job, deadline = message
+                self.db.submit(job, deadline).add_done_callback(partial(self._reply, conn, lock, request_id))
 
     @staticmethod
     def _reply(conn: socket.socket, lock: threading.Lock, request_id: int, done: Future[Any]) -> None:
@@ -99,13 +99,17 @@ class RemoteDatabase(SqliteDatabase):
         self._ids = itertools.count()
         threading.Thread(target=self._receive_loop, name="crossdock-writer-client", daemon=True).start()
 
-    def submit(self, job: Job[T]) -> Future[T]:
+    def submit(self, job: Job[T], deadline: float | None = None) -> Future[T]:
         if self._closed:
             raise RuntimeError("database is closed")
         fut: Future[T] = Future()
+        # Running from now on: once sent, only the writer can refuse it (past its deadline), so the
+        # caller must not believe a cancel here stopped it.
+        fut.set_running_or_notify_cancel()
         request_id = next(self._ids)
         self._pending[request_id] = fut
-        _send(self.sock, self._send_lock, _frame((request_id, job)))
+        # The deadline travels with the job: only the writer knows whether it started in time.
+        _send(self.sock, self._send_lock, _frame((request_id, job, deadline)))
         return fut
 
     def _receive_loop(self) -> None:
@@ -113,8 +117,6 @@ class RemoteDatabase(SqliteDatabase):
             while (message := _receive(stream)) is not None:
                 request_id, ok, outcome = message
                 fut = self._pending.pop(request_id)
-                if not fut.set_running_or_notify_cancel():
-                    continue  # the caller gave up waiting (its client went away); the job ran all the same
                 if ok:
                     fut.set_result(outcome)
                 else:

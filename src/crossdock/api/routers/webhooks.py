@@ -32,7 +32,7 @@ from crossdock.events.webhooks import signing
 from crossdock.events.webhooks.addresses import AddressPolicy, Refused
 from crossdock.events.webhooks.sender import Sender
 from crossdock.services import webhooks
-from crossdock.services.ports import StoredResponse, UnitOfWork
+from crossdock.services.ports import IDEMPOTENCY_RETENTION, StoredResponse, UnitOfWork
 from crossdock.services.webhooks import EndpointChanges, NewEndpoint, WebhookStore
 from crossdock.store.clock import utcnow
 
@@ -210,7 +210,7 @@ async def _replay(request: Request) -> Response | None:
 
 
 def _stored(scope: str, key: str, uow: UnitOfWork) -> StoredResponse | None:
-    return uow.get_response(scope, key)
+    return uow.get_response(scope, key, since=uow.now - IDEMPOTENCY_RETENTION)
 
 
 def _record_test(record: AttemptRecord, uow: WebhookStore) -> Outcome:

@@ -24,6 +24,7 @@ import httpx
 
 from crossdock import __version__
 from crossdock.domain.webhooks import LONGEST_RETRY_AFTER
+from crossdock.events.tracecontext import from_payload
 from crossdock.events.webhooks import signing
 from crossdock.events.webhooks.addresses import AddressPolicy, Refused, Target
 
@@ -118,6 +119,7 @@ class Sender:
             (b"content-length", str(len(body)).encode()),
             (b"user-agent", USER_AGENT),
         ]
+        headers += [(k.encode(), v.encode()) for k, v in from_payload(body).items()]
         extensions: dict[str, object] = {"timeout": dict.fromkeys(("connect", "read", "write", "pool"), self.timeout)}
         if url.scheme == "https":  # TLS speaks to the name (SNI, certificate) while connecting to the address
             extensions["sni_hostname"] = target.hostname
