@@ -133,7 +133,7 @@ def bench(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON")] = False,
     seconds: Annotated[float, typer.Option(help="Measured load duration")] = 15,
     connections: Annotated[int, typer.Option(help="ingest: concurrent HTTP connections")] = 32,
-    workers: Annotated[int, typer.Option(help="ingest: API processes of the server under test")] = 2,
+    workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 2,
     rate: Annotated[float, typer.Option(help="events: stock change events per second")] = 1000,
     out: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
 ) -> None:
@@ -149,7 +149,7 @@ def bench(
         figures = (
             ingest.run(seconds=seconds, connections=connections, workers=workers)
             if name == "ingest"
-            else events.run(seconds=seconds, rate=rate)
+            else events.run(seconds=seconds, rate=rate, workers=workers)
         )
     results = {"scenario": name, "machine": report.machine(), **figures}
     path = report.save(name, results, out)

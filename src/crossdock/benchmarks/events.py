@@ -162,24 +162,24 @@ def _settle(counts: list[Any], quiet: float = 1.0, most: float = 15.0) -> None:
             last, since = n, time.monotonic()
 
 
-def run(seconds: float = 10.0, rate: float = 1000.0) -> dict[str, Any]:
+def run(seconds: float = 10.0, rate: float = 1000.0, workers: int = 1) -> dict[str, Any]:
     """Embedded mode (SQLite) and, when the `pgserver` package is there, scaled mode (PostgreSQL):
     over HTTP end to end, then the relay alone (stock changes as jobs straight to the database)."""
     with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as folder:
         tmp = Path(folder)
         url = f"sqlite:///{tmp / 'bench.db'}"
-        results = {"sqlite": measure(url, tmp / "sqlite", seconds, rate)}
+        results = {"sqlite": measure(url, tmp / "sqlite", seconds, rate, workers)}
         results["sqlite"]["relay_alone"] = relay_alone(f"sqlite:///{tmp / 'relay.db'}", seconds, rate)
         with contextlib.suppress(ImportError):
             import pgserver
 
             server = pgserver.get_server(str(tmp / "pg"), cleanup_mode="stop")
             try:
-                results["postgresql"] = measure(server.get_uri(), tmp / "postgresql", seconds, rate)
+                results["postgresql"] = measure(server.get_uri(), tmp / "postgresql", seconds, rate, workers)
                 results["postgresql"]["relay_alone"] = relay_alone(_fresh_database(server.get_uri()), seconds, rate)
             finally:
                 server.cleanup()
-        return {"target_events_per_s": rate, **results}
+        return {"target_events_per_s": rate, "workers": workers, **results}
 
 
 class _Probe:
@@ -236,7 +236,7 @@ def _fresh_database(server_uri: str) -> str:
     return server_uri.replace("/postgres?", "/crossdock_relay?", 1)
 
 
-def measure(database_url: str, tmp: Path, seconds: float, rate: float) -> dict[str, Any]:
+def measure(database_url: str, tmp: Path, seconds: float, rate: float, workers: int = 1) -> dict[str, Any]:
     tmp.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         receiver = stack.enter_context(Receiver())
@@ -247,7 +247,7 @@ def measure(database_url: str, tmp: Path, seconds: float, rate: float) -> dict[s
             env["CROSSDOCK_NATS_URL"] = nats.url
             tap = NatsTap(nats.url).start()
             stack.callback(tap.stop)
-        server = stack.enter_context(ServerProcess(database_url, tmp / "server.log", env=env))
+        server = stack.enter_context(ServerProcess(database_url, tmp / "server.log", workers=workers, env=env))
         client = stack.enter_context(server.client())
         _seed(client)
         client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": []}).raise_for_status()
@@ -303,4 +303,5 @@ def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
         else:
             rows.append((f"{database}: NATS", "skipped: no nats-server binary"))
         rows.append((f"{database}: commit -> relay alone p50/p90/p99/max ms", line(run["relay_alone"])))
-    return f"crossdock bench events ({results['target_events_per_s']:,.0f} events/s asked)", rows
+    asked, workers = results["target_events_per_s"], results["workers"]
+    return f"crossdock bench events ({asked:,.0f} events/s asked, {workers} API processes)", rows
