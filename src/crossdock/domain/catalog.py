@@ -77,6 +77,3 @@ class Catalog:
 
     nodes: dict[str, Node]
     channels: dict[str, Channel]
-
-    def channels_serving(self, node_id: str) -> list[Channel]:
-        return [c for c in self.channels.values() if node_id in c.node_ids]

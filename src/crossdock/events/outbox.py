@@ -98,9 +98,10 @@ class Outbox:
         events = uow.outbox_after(after, upto, limit, types)
         if len(events) == limit:
             return Page(events, events[-1].position)
-        # Fewer than asked: everything up to the end has been seen, filtered or not.
+        # Fewer than asked: everything up to the end (read in the same snapshot) has been seen,
+        # filtered or not.
         end = upto if upto is not None else uow.outbox_last_position()
-        return Page(events, max(after, end, events[-1].position if events else after))
+        return Page(events, max(after, end))
 
     def settling(self) -> bool:
         return self.horizon.settling

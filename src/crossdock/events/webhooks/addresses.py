@@ -42,9 +42,6 @@ class Target:
     hostname: str  # ASCII (IDNA) host name, or the IP literal
     address: IPAddress
 
-    def request_url(self) -> httpx.URL:
-        return self.url.copy_with(host=str(self.address))
-
 
 def parse_networks(text: str) -> tuple[IPNetwork, ...]:
     """CIDRs separated by commas or spaces (a bare address is a /32 or /128)."""
