@@ -17,8 +17,10 @@ import pytest
 import uvicorn
 
 from crossdock.api.app import create_app
+from crossdock.client import ClientCredentials
 from crossdock.config import Settings
 from crossdock.localserver import NatsServer, free_port, nats_server_binary
+from crossdock.provisioning import create_client
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
 
@@ -72,7 +74,12 @@ class LiveServer:
     def __init__(self, database_url: str, **settings: object) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        self.database_url = database_url
+        # Tests drive the API far above a real client's default rate limit; rate-limit tests set their own.
+        settings.setdefault("rate_limit_default", "1000000/second")
         app = create_app(Settings(database_url=database_url, **settings))  # type: ignore[arg-type]
+        client, secret = create_client(database_url, "tests", "admin")
+        self.auth = ClientCredentials(client.client_id, secret)
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -91,6 +98,10 @@ class LiveServer:
         self.thread.join(timeout=30)
 
     def client(self) -> httpx.Client:
+        """An HTTP client acting as an administrator (every scope, every channel)."""
+        return httpx.Client(base_url=self.base_url, timeout=30, auth=self.auth)
+
+    def anonymous(self) -> httpx.Client:
         return httpx.Client(base_url=self.base_url, timeout=30)
 
 

@@ -46,7 +46,7 @@ def entries(http: httpx.Client, **params: Any) -> list[dict[str, Any]]:
     return found
 
 
-def test_catalog_changes_are_recorded_once_with_before_and_after(client: httpx.Client) -> None:
+def test_catalog_changes_are_recorded_once_with_before_and_after(live: LiveServer, client: httpx.Client) -> None:
     node = NODES["wh-east"]
     r = client.put("/v1/nodes/wh-east", json=node, headers={"Request-Id": "req-mine-1"})
     assert r.status_code == 201
@@ -60,7 +60,7 @@ def test_catalog_changes_are_recorded_once_with_before_and_after(client: httpx.C
     assert [e["action"] for e in nodes] == ["node.created", "node.updated"]
     created, updated = nodes
     assert created["before"] is None and created["after"]["name"] == "East DC"
-    assert created["object_id"] == "wh-east" and created["actor"] == "anonymous"
+    assert created["object_id"] == "wh-east" and created["actor"] == live.auth.client_id
     assert created["request_id"] == "req-mine-1"  # correlates with logs; never who the actor is
     assert updated["before"] == {**created["after"]} and updated["after"]["name"] == "East DC 2"
     assert updated["request_id"] == renamed.headers["request-id"]
@@ -177,11 +177,13 @@ def test_webhook_endpoint_changes_are_recorded_without_secrets(client: httpx.Cli
 
 
 def test_paging_and_filters(client: httpx.Client) -> None:
+    setup = entries(client)  # the administrator the tests act as, made before the server started
+    assert [(e["action"], e["actor"]) for e in setup] == [("client.created", "system")]
     for i in range(5):
         client.put(f"/v1/skus/S{i}", json={"name": f"s{i}"}).raise_for_status()
     client.put("/v1/nodes/wh-west", json=NODES["wh-west"]).raise_for_status()
     everything = entries(client)
-    assert len(everything) == 6
+    assert len(everything) == 7 and everything[0] == setup[0]
 
     for order, expected in (("newest", everything[::-1]), ("oldest", everything)):
         pages, after = [], ""
@@ -200,11 +202,12 @@ def test_paging_and_filters(client: httpx.Client) -> None:
     assert [e["object_id"] for e in entries(client, object_type="node")] == ["wh-west"]
     assert len(entries(client, object_type="sku")) == 5
     assert [e["object_id"] for e in entries(client, object_id="S3")] == ["S3"]
-    assert len(entries(client, actor="anonymous")) == 6 and entries(client, actor="someone-else") == []
-    first, last = everything[0]["at"], everything[-1]["at"]
+    admin = everything[-1]["actor"]
+    assert len(entries(client, actor=admin)) == 6 and entries(client, actor="someone-else") == []
+    first, last = everything[1]["at"], everything[-1]["at"]
     assert len(entries(client, since=first)) == 6
     assert entries(client, since="2999-01-01T00:00:00Z") == []
-    assert entries(client, until=first) == []
+    assert entries(client, until=first) == setup
     in_window = entries(client, since=first, until="2999-01-01T00:00:00+02:00")
     assert len(in_window) == 6 and in_window[-1]["at"] == last
 

@@ -201,7 +201,8 @@ def test_sigkill_mid_load_loses_nothing_acknowledged(
     report = reconcile_cli(url)
     assert report["ok"] is True and report["drift"] == [] and report["positions"] > 0, report
 
-    second = ServerProcess(url, tmp_path / "server-2.log", workers=api_processes).start()
+    second = ServerProcess(url, tmp_path / "server-2.log", workers=api_processes, credentials=first.credentials)
+    second.start()
     servers.append(second)
 
     # 1. Everything acknowledged is there, exactly as acknowledged.

@@ -19,10 +19,12 @@ import uvicorn
 from standardwebhooks.webhooks import Webhook
 
 from crossdock.api.app import create_app
+from crossdock.client import ClientCredentials
 from crossdock.config import Settings
 from crossdock.events.relay import Relay
 from crossdock.events.webhooks.addresses import AddressPolicy
 from crossdock.events.webhooks.dispatcher import WebhookDispatcher
+from crossdock.provisioning import create_client
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
 from tests.conftest import free_port
@@ -239,8 +241,13 @@ def hub(database_url: str, *, timeout: float = 0.3, deliver_to: str = LOOPBACK) 
         webhook_timeout_seconds=timeout,
         hold_sweep_seconds=3600,
     )
+    client, secret = create_client(database_url, "tests", "admin")
+    auth = ClientCredentials(client.client_id, secret)
     try:
-        with AppServer(create_app(settings, db=db)) as server, httpx.Client(base_url=server.base_url) as http:
+        with (
+            AppServer(create_app(settings, db=db)) as server,
+            httpx.Client(base_url=server.base_url, auth=auth) as http,
+        ):
             yield Hub(clock, db, relay, http)
     finally:
         relay.stop()

@@ -85,6 +85,64 @@ def migrate() -> None:
     typer.echo(f"schema up to date: {settings.database_url}")
 
 
+clients_app = typer.Typer(help="API clients (OAuth2 client credentials).", no_args_is_help=True)
+keys_app = typer.Typer(help="The keys that sign access tokens.", no_args_is_help=True)
+app.add_typer(clients_app, name="clients")
+app.add_typer(keys_app, name="keys")
+
+
+@clients_app.command("create")
+def clients_create(
+    name: Annotated[str, typer.Option(help="What the client is, for people")],
+    scopes: Annotated[str, typer.Option(help='Space-separated, e.g. "orders:write inventory:read"')],
+    channel: Annotated[str | None, typer.Option(help="Bind the client to this channel")] = None,
+    rate_limit: Annotated[
+        list[str] | None, typer.Option(help='Own limit for a route group, e.g. "orders:write=50/second"')
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Create an API client; its secret is printed this once (only its hash is stored)."""
+    from crossdock.domain.errors import DomainError
+    from crossdock.provisioning import create_client
+
+    limits = dict(item.split("=", 1) for item in rate_limit or [] if "=" in item)
+    if len(limits) != len(rate_limit or []):
+        raise typer.BadParameter("write each --rate-limit as group=limit, e.g. orders:write=50/second")
+    try:
+        client, secret = create_client(Settings().database_url, name, scopes, channel, limits)
+    except DomainError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        typer.echo(json.dumps({"client_id": client.client_id, "client_secret": secret, **client.view()}))
+    else:
+        typer.echo(f"client_id:     {client.client_id}\nclient_secret: {secret}   (shown once: keep it safe)")
+
+
+@clients_app.command("revoke")
+def clients_revoke(client_id: Annotated[str, typer.Argument(help="The client to revoke")]) -> None:
+    """Revoke a client: its secret and the tokens it holds are refused from now on."""
+    from crossdock.domain.errors import DomainError
+    from crossdock.provisioning import revoke_client
+
+    try:
+        revoke_client(Settings().database_url, client_id)
+    except DomainError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"revoked {client_id}")
+
+
+@keys_app.command("rotate")
+def keys_rotate() -> None:
+    """A new key signs tokens from now on; tokens signed before stay valid until they expire."""
+    from crossdock.provisioning import rotate_signing_key
+
+    settings = Settings()
+    key = rotate_signing_key(settings.database_url, settings)
+    typer.echo(f"signing with {key.kid} from now on")
+
+
 @app.command()
 def reconcile(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False) -> None:
     """Rebuild positions from the movement ledger and report drift (none is expected)."""
@@ -124,7 +182,7 @@ def demo(
     raise typer.Exit(run(DemoOptions(orders=orders, concurrency=concurrency, keep=keep, seed=seed)))
 
 
-BENCHMARKS = ("ingest", "events")
+BENCHMARKS = ("ingest", "events", "auth")
 
 
 @app.command()
@@ -140,23 +198,25 @@ def bench(
     """Run a benchmark scenario, print its figures and save them as JSON."""
     from rich.console import Console
 
-    from crossdock.benchmarks import events, ingest, report
+    from crossdock.benchmarks import auth, events, ingest, report
 
     if name not in BENCHMARKS:
         raise typer.BadParameter(f"unknown scenario {name!r}; one of {', '.join(BENCHMARKS)}")
     console = Console(stderr=as_json)
+    scenario = {"ingest": ingest, "events": events, "auth": auth}[name]
     with console.status(f"running benchmark {name}..."):
-        figures = (
-            ingest.run(seconds=seconds, connections=connections, workers=workers)
-            if name == "ingest"
-            else events.run(seconds=seconds, rate=rate, workers=workers)
-        )
+        if name == "ingest":
+            figures = ingest.run(seconds=seconds, connections=connections, workers=workers)
+        elif name == "events":
+            figures = events.run(seconds=seconds, rate=rate, workers=workers)
+        else:
+            figures = auth.run(seconds=seconds)
     results = {"scenario": name, "machine": report.machine(), **figures}
     path = report.save(name, results, out)
     if as_json:
         typer.echo(json.dumps(results, indent=2))
         return
-    title, rows = (ingest if name == "ingest" else events).summary(results)
+    title, rows = scenario.summary(results)
     report.table(title, rows, console)
     console.print(f"results: {path}")
 

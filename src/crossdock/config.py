@@ -30,5 +30,14 @@ class Settings(BaseSettings):
     kafka_topic: str = "crossdock"
     # Set by `serve --workers N` on SQLite: where the API processes reach the one writer.
     writer_socket: str | None = None
+    # Authentication (api/auth.py, api/tokens.py)
+    token_ttl_seconds: int = 900
+    token_issuer: str = "crossdock"
+    token_audience: str = "crossdock-api"
+    client_cache_seconds: float = 5.0  # how soon other API processes see a client revoked
+    # Rate limits per client and route group (api/ratelimit.py), in `limits` notation
+    rate_limit_default: str = "100/second"
+    rate_limits: str = "oauth:token=10/second"  # "group=limit, ..."; a client's own limits win
+    rate_limit_storage: str = "memory://"  # or redis://host:6379/0, shared by every API process
     tracing: str = "off"  # OpenTelemetry: "off", "console", "otlp" or "global" (see api/tracing.py)
     log_format: str = "auto"  # "json", "console" or "auto" (console on a terminal)

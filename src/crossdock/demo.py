@@ -4,6 +4,10 @@ It starts the real server (`crossdock serve`, in a child process so that the cli
 core) on a throwaway SQLite file, seeds a synthetic US world over HTTP, plays a flash sale with
 concurrent clients, and then proves from the public API alone that nothing oversold. Every call is
 one a merchant's own systems could make; nothing here touches the database directly.
+
+Seeding and the checks go through the Python client (`crossdock.client.Crossdock`); the sale itself
+runs on raw async httpx connections, the cheapest way to drive the server hard from one process.
+All of it acts as one API client made for the demo, with its own high rate limits.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,8 +31,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from rich.table import Table
 
 from crossdock.benchmarks.receiver import Receiver
+from crossdock.client import ApiError, AuthError, ClientCredentials, Crossdock
 from crossdock.connectors.postal import locate, us_zip_codes
 from crossdock.demo_events import EventsProof, events_table, prove_events, subscribe
+from crossdock.domain.clients import SCOPES
 from crossdock.localserver import ServerError, ServerProcess
 
 T = TypeVar("T")
@@ -40,7 +47,10 @@ CHECKOUT_TTL = 3  # seconds; short, so the abandoned ones expire while the demo 
 COMMIT_SHARE = 0.6  # checkouts that complete; the rest are abandoned and left to expire
 SHIP_SHARE = 0.25  # orders allocated at intake that ship before the end
 ADJUSTMENTS_PER_POST = 500
+SEEDERS = 8  # threads sharing one client while seeding: the server's writer, not the client, sets the pace
 CARRIERS = ("ups", "fedex", "usps")
+# The default is 100 requests/s per client and route group; the sale goes far beyond that on purpose.
+UNLIMITED = {scope: "1000000/second" for scope in SCOPES}
 
 
 class DemoError(Exception):
@@ -276,16 +286,21 @@ class Api:
 
 
 @contextlib.asynccontextmanager
-async def open_clients(base_url: str, n: int, tally: Tally) -> AsyncIterator[list[Api]]:
+async def open_clients(base_url: str, auth: ClientCredentials, n: int, tally: Tally) -> AsyncIterator[list[Api]]:
     """`n` clients of one connection each. One httpx client per connection because a single client
     shared by many tasks spends its time in pool bookkeeping (measured here: 48 tasks on one client
-    made ~140 requests/s to a server that answers 5,000/s)."""
+    made ~140 requests/s to a server that answers 5,000/s). They share `auth`, and so one token,
+    which should be fetched already: token requests are limited per client (10/s by default)."""
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
                 # trust_env=False: a proxy set in the shell must not sit between the demo and its own server
                 httpx.AsyncClient(
-                    base_url=base_url, timeout=60, limits=httpx.Limits(max_connections=1), trust_env=False
+                    base_url=base_url,
+                    timeout=60,
+                    limits=httpx.Limits(max_connections=1),
+                    trust_env=False,
+                    auth=auth,
                 )
             )
             for _ in range(n)
@@ -307,8 +322,7 @@ async def pool(items: Iterable[T], work: Callable[[Api, T], Awaitable[None]], ap
 # -- seeding --------------------------------------------------------------------------------------
 
 
-async def seed_world(apis: Sequence[Api], world: World, progress: Progress) -> None:
-    office = apis[0]
+def seed_world(office: Crossdock, world: World, progress: Progress) -> None:
     coords = node_coordinates()
     for n in NODES:
         lat, lon = coords[n.node_id]
@@ -322,7 +336,7 @@ async def seed_world(apis: Sequence[Api], world: World, progress: Progress) -> N
             "capacity_per_day": n.capacity_per_day,
             "handling_cost": n.handling_cost,
         }
-        await office.put(f"/v1/nodes/{n.node_id}", body, "/v1/nodes/{id}")
+        office.put_node(n.node_id, body)
     for c in CHANNELS:
         body = {
             "type": c.type,
@@ -330,7 +344,7 @@ async def seed_world(apis: Sequence[Api], world: World, progress: Progress) -> N
             "node_ids": list(c.node_ids),
             "buffer": {"units": c.buffer_units, "percent": c.buffer_percent},
         }
-        await office.put(f"/v1/channels/{c.channel_id}", body, "/v1/channels/{id}")
+        office.put_channel(c.channel_id, body)
     adjustments = [
         {"sku": sku, "node_id": node, "delta": units, "reason": "receipt", "reference": "opening-stock"}
         for sku, by_node in world.stock.items()
@@ -339,18 +353,15 @@ async def seed_world(apis: Sequence[Api], world: World, progress: Progress) -> N
     batches = [adjustments[i : i + ADJUSTMENTS_PER_POST] for i in range(0, len(adjustments), ADJUSTMENTS_PER_POST)]
     task = progress.add_task("Seeding SKUs and stock", total=len(world.names) + len(batches))
 
-    async def put_sku(api: Api, sku: str) -> None:
-        await api.put(f"/v1/skus/{sku}", {"name": world.names[sku], "weight_grams": 250}, "/v1/skus/{sku}")
+    def put_sku(sku: str) -> None:
+        office.put_sku(sku, {"name": world.names[sku], "weight_grams": 250})
         progress.advance(task)
 
-    async def post_batch(api: Api, batch: list[dict[str, Any]]) -> None:
-        await api.post("/v1/inventory/adjustments", {"adjustments": batch}, "/v1/inventory/adjustments")
+    with ThreadPoolExecutor(SEEDERS) as seeders:
+        list(seeders.map(put_sku, world.names))  # list(): the first ApiError is raised here
+    for batch in batches:  # one writer commits them anyway
+        office.adjust_inventory(batch)
         progress.advance(task)
-
-    await pool(world.names, put_sku, apis)
-    await pool(batches, post_batch, apis[:2])  # one writer commits them anyway: two keep it busy
-    if office.tally.failures:
-        raise DemoError(f"seeding failed: {office.tally.first_failure}")
 
 
 # -- the flash sale -------------------------------------------------------------------------------
@@ -494,37 +505,32 @@ async def ship_some(apis: Sequence[Api], tally: Tally, rng: random.Random, progr
     await pool(chosen, ship, apis)
 
 
-async def await_expiry(api: Api, progress: Progress, timeout: float = 20.0) -> None:
+def await_expiry(office: Crossdock, tally: Tally, progress: Progress, timeout: float = 20.0) -> None:
     """Waits until the server's sweeper has expired every abandoned checkout hold."""
-    pending = list(api.tally.abandoned)
+    pending = list(tally.abandoned)
     task = progress.add_task("Abandoned checkouts expiring", total=len(pending))
     deadline = time.monotonic() + timeout
     while pending and time.monotonic() < deadline:
         still = []
         for hold_id in pending:
-            r = await api.get(f"/v1/reservations/{hold_id}", "/v1/reservations/{id}")
-            if r is not None and r.json()["status"] == "active":
+            status = office.get_reservation(hold_id).status
+            if status == "active":
                 still.append(hold_id)
-            elif r is not None:
-                api.tally.holds[r.json()["status"]] += 1
+            else:
+                tally.holds[status] += 1
                 progress.advance(task)
         pending = still
         if pending:
-            await asyncio.sleep(0.25)
+            time.sleep(0.25)
     if pending:
-        api.tally.fail("GET /v1/reservations/{id}", f"{len(pending)} holds still active after {timeout:.0f} s")
+        tally.fail("GET /v1/reservations/{id}", f"{len(pending)} holds still active after {timeout:.0f} s")
 
 
-async def refresh_waiting(apis: Sequence[Api], tally: Tally) -> None:
-    """Orders not fully allocated at intake may have been filled since: read their state now."""
-    waiting = [oid for oid, o in tally.orders.items() if o["status"] in ("backordered", "partially_allocated")]
-
-    async def refresh(api: Api, order_id: str) -> None:
-        r = await api.get(f"/v1/orders/{order_id}", "/v1/orders/{id}")
-        if r is not None:
-            tally.orders[order_id] = r.json()
-
-    await pool(waiting, refresh, apis)
+def refresh_orders(office: Crossdock, tally: Tally) -> None:
+    """Orders not fully allocated at intake may have been filled since: read every order's state now."""
+    for order in office.iter_orders(page=1000):
+        if order["order_id"] in tally.orders:
+            tally.orders[order["order_id"]] = order
 
 
 # -- the proof ------------------------------------------------------------------------------------
@@ -557,16 +563,14 @@ class Proof:
         return self.no_oversell and self.reconciliation_ok
 
 
-async def prove(api: Api, world: World) -> Proof:
+def prove(office: Crossdock, tally: Tally, world: World) -> Proof:
     """Stock seen per position against orders seen per line: every unit is accounted for."""
     proofs, positions = [], 0
     for sku in world.hot:
-        r = await api.get(f"/v1/inventory/{sku}", "/v1/inventory/{sku}")
-        nodes = r.json()["nodes"] if r is not None else []
+        nodes = [n.model_dump() for n in office.get_inventory(sku).nodes]
         positions += len(nodes)
-        proofs.append(prove_sku(api.tally, world, sku, nodes))
-    r = await api.get("/v1/admin/reconciliation", "/v1/admin/reconciliation")
-    return Proof(proofs, positions, r is not None and r.json()["ok"] is True)
+        proofs.append(prove_sku(tally, world, sku, nodes))
+    return Proof(proofs, positions, office.reconciliation()["ok"] is True)
 
 
 def prove_sku(tally: Tally, world: World, sku: str, nodes: list[dict[str, Any]]) -> SkuProof:
@@ -759,7 +763,7 @@ def new_progress(console: Console) -> Progress:
     )
 
 
-async def play(base_url: str, options: DemoOptions, console: Console, receiver: Receiver) -> Outcome:
+def play(server: ServerProcess, options: DemoOptions, console: Console, receiver: Receiver) -> Outcome:
     rng = random.Random(options.seed)
     world = build_world(rng, options.skus, options.orders)
     console.print(world_table(world))
@@ -769,18 +773,35 @@ async def play(base_url: str, options: DemoOptions, console: Console, receiver: 
     console.print()
     plan = plan_sale(world, rng, options.orders)
     tally = Tally()
-    async with open_clients(base_url, options.concurrency + 1, tally) as apis:
-        customers, office = apis[:-1], apis[-1]
-        with new_progress(console) as progress:
-            await seed_world(customers, world, progress)
-            subscription = await subscribe(office.client, receiver)  # the sale's events, not the seeding's
-            await FlashSale(customers, office, world, rng).play(plan, progress)
-            await ship_some(customers, tally, rng, progress)
-            await await_expiry(office, progress)
-        await refresh_waiting(customers, tally)
-        proof = await prove(office, world)
-        events = await prove_events(office.client, subscription)
+    assert server.credentials is not None
+    with Crossdock(server.base_url, *server.credentials) as admin:
+        demo = admin.create_client({"name": "crossdock demo", "scopes": ["admin"], "rate_limits": UNLIMITED})
+    with Crossdock(server.base_url, demo.client_id, demo.client_secret) as office, new_progress(console) as progress:
+        seed_world(office, world, progress)
+        subscription = subscribe(office, receiver)  # the sale's events, not the seeding's
+        with event_loop() as loop:
+            loop.run(sale(server.base_url, office.auth, options, world, rng, plan, tally, progress))
+        await_expiry(office, tally, progress)
+        refresh_orders(office, tally)
+        proof = prove(office, tally, world)
+        events = prove_events(office, subscription)
     return Outcome(world, tally, proof, events)
+
+
+async def sale(
+    base_url: str,
+    auth: ClientCredentials,
+    options: DemoOptions,
+    world: World,
+    rng: random.Random,
+    plan: list[Action],
+    tally: Tally,
+    progress: Progress,
+) -> None:
+    async with open_clients(base_url, auth, options.concurrency + 1, tally) as apis:
+        customers, office = apis[:-1], apis[-1]
+        await FlashSale(customers, office, world, rng).play(plan, progress)
+        await ship_some(customers, tally, rng, progress)
 
 
 def event_loop() -> asyncio.Runner:
@@ -807,13 +828,12 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
             ):
                 console.print(f"[bold]Crossdock demo[/]: `crossdock serve` at {server.base_url}")
                 console.print(f"database: {server.database_url} (a temporary folder)\n")
-                with event_loop() as loop:
-                    outcome = loop.run(play(server.base_url, options, console, receiver))
+                outcome = play(server, options, console, receiver)
                 render(console, outcome, options, server.base_url)
                 console.print(f"\nfinished in {time.perf_counter() - started:.1f} s")
                 if options.keep:
                     keep_serving(console, server)
-        except (DemoError, ServerError) as exc:
+        except (DemoError, ServerError, ApiError, AuthError, httpx.TransportError) as exc:
             console.print(f"[bold red]demo failed:[/] {exc}")
             return 2
         except KeyboardInterrupt:  # the server is already stopped by now; no traceback for a Ctrl-C

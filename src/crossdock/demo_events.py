@@ -3,17 +3,17 @@ demo checks from the outside that each committed event arrived, signed, in order
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import orjson
 from rich.table import Table
 
+from crossdock.api.schemas import CloudEventOut
 from crossdock.benchmarks.receiver import Receiver
+from crossdock.client import Crossdock
 from crossdock.events.webhooks.signing import sign
 from crossdock.store.clock import from_text
 
@@ -44,34 +44,35 @@ class EventsProof:
         return self.committed > 0 and not (self.missing or self.invented or self.bad_signatures or self.out_of_order)
 
 
-async def subscribe(client: httpx.AsyncClient, receiver: Receiver) -> Subscription:
-    _, end = await _feed(client, "0")
-    body = {"url": receiver.url, "description": "the demo's receiver: every event"}
-    created = (await client.post("/v1/webhook-endpoints", json=body)).raise_for_status().json()
-    return Subscription(receiver, created["secret"], end)
+def subscribe(crossdock: Crossdock, receiver: Receiver) -> Subscription:
+    _, end = _feed(crossdock, "0")
+    created = crossdock.create_webhook_endpoint(
+        {"url": receiver.url, "description": "the demo's receiver: every event"}
+    )
+    assert created.secret is not None  # a new endpoint's answer always holds it
+    return Subscription(receiver, created.secret, end)
 
 
-async def _feed(client: httpx.AsyncClient, after: str) -> tuple[dict[str, dict[str, Any]], str]:
+def _feed(crossdock: Crossdock, after: str) -> tuple[dict[str, CloudEventOut], str]:
     """The events after a cursor, by id, and the cursor at the end."""
-    events: dict[str, dict[str, Any]] = {}
-    while True:
-        response = await client.get("/v1/events", params={"after": after, "limit": 1000})
-        page = response.raise_for_status().json()
-        if not page["events"]:
-            return events, str(page["next_cursor"])
-        events.update((e["id"], e) for e in page["events"])
-        after = page["next_cursor"]
+    events: dict[str, CloudEventOut] = {}
+    while page := crossdock.events(after, limit=1000):
+        if not page.events:
+            return events, page.next_cursor
+        events.update((e.id, e) for e in page.events)
+        after = page.next_cursor
+    raise AssertionError("unreachable")
 
 
-async def prove_events(client: httpx.AsyncClient, sub: Subscription) -> EventsProof:
-    committed, _ = await _feed(client, sub.after)
+def prove_events(crossdock: Crossdock, sub: Subscription) -> EventsProof:
+    committed, _ = _feed(crossdock, sub.after)
     deadline = time.monotonic() + SETTLE_SECONDS
     while {orjson.loads(d.body)["id"] for d in sub.receiver.deliveries} < committed.keys():
         if time.monotonic() > deadline:
             break
-        await asyncio.sleep(0.1)
+        time.sleep(0.1)
 
-    proof = EventsProof(committed=len(committed), by_type=Counter(e["type"] for e in committed.values()))
+    proof = EventsProof(committed=len(committed), by_type=Counter(e.type for e in committed.values()))
     seen: set[str] = set()
     last: dict[str, int] = defaultdict(int)
     for d in list(sub.receiver.deliveries):

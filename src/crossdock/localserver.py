@@ -17,6 +17,10 @@ from pathlib import Path
 
 import httpx
 
+from crossdock.client import ClientCredentials
+from crossdock.domain.clients import SCOPES
+from crossdock.provisioning import create_client
+
 
 class ServerError(Exception):
     pass
@@ -30,8 +34,16 @@ def free_port() -> int:
 
 class ServerProcess:
     def __init__(
-        self, database_url: str, log_path: Path, *, workers: int = 1, env: dict[str, str] | None = None
+        self,
+        database_url: str,
+        log_path: Path,
+        *,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
+        """`credentials`: the client to drive it as (a restarted server's clients act as before); by
+        default an administrator is made for it."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
@@ -39,6 +51,8 @@ class ServerProcess:
         self.workers = workers
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
+        self.credentials = credentials
+        self.auth = ClientCredentials(*credentials) if credentials else None
 
     def __enter__(self) -> ServerProcess:
         return self.start()
@@ -62,6 +76,11 @@ class ServerProcess:
             "--workers",
             str(self.workers),
         ]
+        if self.credentials is None:  # an administrator for whoever drives this server, at any rate
+            unlimited = {scope: "1000000/second" for scope in SCOPES}
+            client, secret = create_client(self.database_url, "local administrator", "admin", rate_limits=unlimited)
+            self.credentials = (client.client_id, secret)
+            self.auth = ClientCredentials(client.client_id, secret)  # one token, shared by every client()
         with self.log_path.open("wb") as log:  # the child keeps its own handle
             self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         try:
@@ -89,7 +108,8 @@ class ServerProcess:
         raise ServerError(f"the server was not ready after {timeout:.0f} s:\n{self.log_tail()}")
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.base_url, timeout=30, trust_env=False)
+        """An HTTP client acting as the local administrator."""
+        return httpx.Client(base_url=self.base_url, timeout=30, trust_env=False, auth=self.auth)
 
     def log_tail(self, lines: int = 20) -> str:
         try:

@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from functools import partial
 
 import structlog
 from fastapi import FastAPI, Request
@@ -13,20 +15,36 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from crossdock import __version__
-from crossdock.api import problems
+from crossdock.api import docs, problems
+from crossdock.api.auth import ClientDirectory, Guard
 from crossdock.api.health import readiness
 from crossdock.api.lane import CrossdockAPI
 from crossdock.api.metrics import Metrics
-from crossdock.api.routers import admin, audit, catalog, events, inventory, orders, reservations, webhooks
+from crossdock.api.ratelimit import RateLimiter, parse_limits
+from crossdock.api.routers import (
+    admin,
+    audit,
+    catalog,
+    clients,
+    events,
+    inventory,
+    oauth,
+    orders,
+    reservations,
+    webhooks,
+)
 from crossdock.api.schemas import OrderIn, ReservationIn
 from crossdock.api.shedding import LoadShedder
+from crossdock.api.tokens import JWKS_MAX_AGE, LEEWAY_SECONDS, KeyRing, Tokens, new_signing_key
 from crossdock.api.tracing import edge_tracer
 from crossdock.api.writes import json_response
 from crossdock.config import Settings
 from crossdock.connectors.postal import locate
+from crossdock.domain.clients import ApiClient
 from crossdock.events.asyncapi import document_text
 from crossdock.events.outbox import Outbox
 from crossdock.events.runtime import start_relay
+from crossdock.services.clients import ensure_signing_key, find_client, signing_keys
 from crossdock.services.holds import expire_holds
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
@@ -44,6 +62,9 @@ an `Idempotency-Key`; every response carries a `Request-Id`.
 Every change is also published as a CloudEvent (NATS JetStream, webhooks, the feed `GET /v1/events`):
 the event types, their payloads and delivery guarantees are in the AsyncAPI 3 document at
 [`/asyncapi.json`](/asyncapi.json).
+
+**Reference:** [events, with example payloads](/docs/events) · [OpenAPI document](/openapi.json) ·
+[AsyncAPI document](/asyncapi.json).
 """
 
 
@@ -57,8 +78,24 @@ async def _sweep_holds(db: Database, every: float) -> None:
             log.exception("hold sweep failed")
 
 
+async def guard_for(db: Database, settings: Settings, limiter: RateLimiter) -> Guard:
+    """The door of every request (api.auth), on this database's keys and clients."""
+    # The first signing key is made on a fresh database; every process then loads the same keys.
+    await asyncio.wrap_future(db.submit(partial(ensure_signing_key, make=new_signing_key)))
+    keep_retired = timedelta(seconds=settings.token_ttl_seconds + LEEWAY_SECONDS + JWKS_MAX_AGE)
+    ring = KeyRing(partial(db.read, signing_keys), keep_retired)
+    await asyncio.to_thread(ring.reload)
+    tokens = Tokens(ring, settings.token_issuer, settings.token_audience, settings.token_ttl_seconds)
+    return Guard(tokens, ClientDirectory(partial(_client, db), settings.client_cache_seconds), limiter)
+
+
+def _client(db: Database, client_id: str) -> ApiClient | None:
+    return db.read(partial(find_client, client_id))
+
+
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or Settings()
+    limiter = RateLimiter(parse_limits(settings.rate_limits), settings.rate_limit_default, settings.rate_limit_storage)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,6 +108,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         # The relay runs beside the writer: here, unless a writer process (`serve --workers N`) runs it.
         relay = start_relay(app.state.db, settings) if own and not settings.writer_socket else None
         app.state.relay = relay
+        app.state.guard = await guard_for(app.state.db, settings, limiter)
         locate("00000", "US")  # loads the ZIP table now, not on the first order
         # What start-up loaded (the ZIP table, the app) lives as long as the process: keeping it out of
         # the cyclic collector's full passes takes ~100 ms pauses out of the latency tail.
@@ -94,6 +132,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         title="Crossdock",
         version=__version__,
         description=DESCRIPTION,
+        docs_url=None,  # the reference pages are served from the package (api/docs.py)
+        redoc_url=None,
         lifespan=lifespan,
         openapi_tags=[
             {"name": "orders", "description": "Orders from channels"},
@@ -101,7 +141,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             {"name": "inventory", "description": "Positions, sellable quantities, adjustments"},
             {"name": "catalog", "description": "SKUs, nodes, channels"},
             {"name": "events", "description": "The event feed and outbound webhooks"},
-            {"name": "admin", "description": "Operations"},
+            {"name": "admin", "description": "Operations: API clients, signing keys, the audit log"},
+            {"name": "auth", "description": "OAuth 2.0 client credentials and the token keys"},
         ],
     )
     app.state.db = db
@@ -109,11 +150,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.metrics = metrics
     app.state.settings = settings
     app.state.outbox = Outbox()
+    app.state.idempotency_in_flight = set()
     app.state.shedder = LoadShedder(
         settings.max_inflight_writes, settings.max_inflight_reads, settings.write_queue_seconds
     )
     problems.install(app)
-    for module in (orders, reservations, inventory, catalog, events, webhooks, admin, audit):
+    docs.install(app)
+    for module in (oauth, clients, orders, reservations, inventory, catalog, events, webhooks, admin, audit):
         app.include_router(module.router)
 
     @app.get("/asyncapi.json", include_in_schema=False)
@@ -140,6 +183,6 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def prometheus_metrics() -> Response:
         return Response(await asyncio.to_thread(metrics.render), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_lane("POST", "/v1/orders", OrderIn, orders.create_order)
-    app.add_lane("POST", "/v1/reservations", ReservationIn, reservations.create_reservation)
+    app.add_lane("POST", "/v1/orders", OrderIn, orders.create_order, "orders:write")
+    app.add_lane("POST", "/v1/reservations", ReservationIn, reservations.create_reservation, "orders:write")
     return app

@@ -16,9 +16,7 @@ from typing import Any
 
 from fastapi import Depends, Request
 
-# Where a route's headers wait in the ASGI scope for the edge middleware: it adds them to whatever
-# response goes out, including problem answers made by the exception handlers after the route.
-SCOPE_KEY = "crossdock.deprecation"
+from crossdock.api.middleware import add_headers
 
 
 def deprecation_headers(
@@ -41,7 +39,7 @@ def deprecated(*, since: datetime, sunset: datetime | None = None, link: str | N
     headers = deprecation_headers(since, sunset, link)
 
     async def mark(request: Request) -> None:
-        request.scope[SCOPE_KEY] = headers
+        add_headers(request.scope, headers)
 
     extra: dict[str, Any] = {"x-deprecated-since": since.isoformat()}
     if sunset is not None:

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from crossdock.api.auth import Guard
 from crossdock.api.middleware import ROUTE_KEY, EdgeMiddleware, Observer
 from crossdock.api.problems import problem_for
 from crossdock.api.tracing import EdgeTracer
@@ -33,11 +34,12 @@ class CrossdockAPI(FastAPI):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.lanes: dict[tuple[str, str], tuple[type[BaseModel], Handler]] = {}
+        self.lanes: dict[tuple[str, str], tuple[type[BaseModel], Handler, str]] = {}
         self._edge = EdgeMiddleware(self._dispatch, max_body_bytes, observe, tracer)
 
-    def add_lane(self, method: str, path: str, model: type[BaseModel], handler: Handler) -> None:
-        self.lanes[(method, path)] = (model, handler)
+    def add_lane(self, method: str, path: str, model: type[BaseModel], handler: Handler, scope: str) -> None:
+        """Serves `method path` with `handler`, for callers admitted with `scope`."""
+        self.lanes[(method, path)] = (model, handler, scope)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await self._edge(scope, receive, send)
@@ -47,11 +49,13 @@ class CrossdockAPI(FastAPI):
         if lane is None:
             await super().__call__(scope, receive, send)
             return
-        model, handler = lane
+        model, handler, needed = lane
         scope["app"] = self
         scope[ROUTE_KEY] = scope["path"]  # a lane's path is its template (no path parameters)
         request = Request(scope, receive)
         try:
+            guard: Guard = self.state.guard
+            await guard.admit(request, needed)
             response = await handler(request, model.model_validate_json(await request.body()))
         except Exception as exc:
             response = problem_for(exc, scope["path"])

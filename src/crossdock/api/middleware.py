@@ -9,9 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from crossdock.api.deprecation import SCOPE_KEY
 from crossdock.api.problems import KINDS, MEDIA_TYPE, TYPE_BASE
 from crossdock.api.tracing import EdgeTracer
 from crossdock.domain.ids import new_id
@@ -21,6 +21,13 @@ from crossdock.events import tracecontext
 Observer = Callable[[str, str, int, float], None]
 ROUTE_KEY = "crossdock.route"  # the fast lane puts its route template here; FastAPI routes set "route"
 UNMATCHED = "<unmatched>"
+# Headers a route adds to whatever response goes out, including problem answers made by the exception
+# handlers after it (deprecation notices, rate-limit state).
+EXTRA_HEADERS = "crossdock.headers"
+
+
+def add_headers(scope: Scope, headers: list[tuple[bytes, bytes]]) -> None:
+    scope.setdefault(EXTRA_HEADERS, []).extend(headers)
 
 
 def route_template(scope: Scope) -> str:
@@ -69,6 +76,11 @@ class EdgeMiddleware:
 
     async def _handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         request_id = _header(scope, b"request-id") or new_id("req")
+        # Every log line of the request carries its id (and, once admitted, the client: api.auth).
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            await self._serve(scope, receive, send, request_id)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         rid = request_id.encode()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
@@ -78,8 +90,7 @@ class EdgeMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                # A deprecated route left its Deprecation/Sunset headers in the scope (api.deprecation).
-                extra = scope.get(SCOPE_KEY, ())
+                extra = scope.get(EXTRA_HEADERS, ())
                 message["headers"] = [*message.get("headers", []), (b"request-id", rid), *extra]
             await send(message)
 

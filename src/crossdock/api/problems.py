@@ -35,6 +35,13 @@ KINDS: dict[str, tuple[int, str]] = {
     "unsupported-media-type": (415, "Send application/json"),
     "internal-error": (500, "Internal error"),
     "not-ready": (503, "Not ready: a dependency this service needs is not reachable"),
+    "unauthorized": (401, "Authentication required: a valid bearer token"),
+    "forbidden": (403, "This client may not do this"),
+    "rate-limited": (429, "Too many requests from this client: retry after Retry-After seconds"),
+    "idempotency-key-in-flight": (409, "A request with this Idempotency-Key is still in progress"),
+    # The token endpoint's errors also carry OAuth 2.0's `error` member (RFC 6749 section 5.2).
+    "invalid-client": (401, "Client authentication failed"),
+    "invalid-token-request": (400, "The token request is not valid"),
     "overloaded": (503, "Too busy to take this now: nothing was applied; retry after Retry-After seconds"),
 }
 
@@ -76,6 +83,7 @@ def domain_problem(exc: DomainError, instance: str) -> Response:
     response = problem_response(kind, exc.detail, instance, **_jsonable(exc.extra))
     if isinstance(exc, Overloaded):
         response.headers["Retry-After"] = str(exc.retry_after)
+    response.headers.update(getattr(exc, "headers", {}))
     return response
 
 
@@ -130,6 +138,16 @@ def install(app: FastAPI) -> None:
     _document_problems(app)
 
 
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "Makes a retry safe: the first response is stored for 24 hours (per client) and replayed"
+    " to a repeat with the same body; another body gets 422, a repeat while the first runs gets 409.",
+}
+
+
 def _document_problems(app: FastAPI) -> None:
     """Makes the OpenAPI document say what the server answers. FastAPI files a response `model` under
     the route's media type (application/json) and adds its own 422 schema; here every error is
@@ -145,12 +163,19 @@ def _document_problems(app: FastAPI) -> None:
             "Problem", Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         )
         for item in schema.get("paths", {}).values():
-            for operation in item.values():
+            for method, operation in item.items():
+                if method == "post":
+                    operation.setdefault("parameters", []).append(IDEMPOTENCY_KEY)
                 answers = operation.get("responses", {})
-                if "requestBody" in operation:
-                    for kind in ("malformed-json", "payload-too-large"):
-                        status, title = KINDS[kind]
-                        answers.setdefault(str(status), {"description": f"`{kind}`: {title}"})
+                kinds = ["malformed-json", "payload-too-large"] if "requestBody" in operation else []
+                if "security" in operation:
+                    kinds += ["unauthorized", "forbidden", "rate-limited"]
+                if method == "post":
+                    kinds.append("idempotency-key-in-flight")
+                for kind in kinds:
+                    status, title = KINDS[kind]
+                    answer = answers.setdefault(str(status), {"description": ""})
+                    answer["description"] = "; ".join(filter(None, [answer["description"], f"`{kind}`: {title}"]))
                 for status, answer in answers.items():
                     if status.startswith(("4", "5")):
                         answer["content"] = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}

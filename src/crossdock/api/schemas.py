@@ -19,6 +19,21 @@ class Strict(BaseModel):
 
 
 class NodeIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "warehouse",
+                    "name": "Reno DC",
+                    "postal_code": "89502",
+                    "country": "US",
+                    "capacity_per_day": 5000,
+                    "handling_cost": 1.25,
+                }
+            ]
+        }
+    )
+
     type: Literal["warehouse", "store", "3pl"]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     postal_code: Annotated[str, Field(min_length=1, max_length=20)]
@@ -35,6 +50,19 @@ class BufferIn(Strict):
 
 
 class ChannelIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "shopify",
+                    "name": "Shopify US storefront",
+                    "node_ids": ["dc-reno", "dc-columbus"],
+                    "buffer": {"units": 2, "percent": 5},
+                }
+            ]
+        }
+    )
+
     type: Literal["shopify", "amazon", "woocommerce", "bigcommerce", "square", "meta", "custom"]
     name: Annotated[str, Field(min_length=1, max_length=200)]
     node_ids: Annotated[list[Id], Field(max_length=500, description="Nodes that serve this channel, by priority")]
@@ -43,6 +71,12 @@ class ChannelIn(Strict):
 
 
 class SkuIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"name": "Classic tee, black, M", "weight_grams": 180, "low_stock_threshold": 10}]
+        }
+    )
+
     name: Annotated[str, Field(min_length=1, max_length=500)]
     weight_grams: Count = 0
     low_stock_threshold: Count = Field(
@@ -54,6 +88,15 @@ class SkuIn(Strict):
 
 class AdjustmentIn(Strict):
     """One stock change: a delta or an absolute count, optionally compare-and-set."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"sku": "TEE-BLK-M", "node_id": "dc-reno", "delta": 120, "reason": "receipt", "reference": "PO-10443"},
+                {"sku": "TEE-BLK-M", "node_id": "dc-columbus", "set_on_hand": 37, "reason": "cycle_count"},
+            ]
+        }
+    )
 
     sku: Id
     node_id: Id
@@ -81,6 +124,32 @@ class AdjustmentIn(Strict):
 
 
 class AdjustmentsIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "adjustments": [
+                        {
+                            "sku": "TEE-BLK-M",
+                            "node_id": "dc-reno",
+                            "delta": 120,
+                            "reason": "receipt",
+                            "reference": "PO-10443",
+                        },
+                        {
+                            "sku": "TEE-BLK-M",
+                            "node_id": "dc-columbus",
+                            "quantity_name": "damaged",
+                            "delta": 2,
+                            "reason": "damage",
+                            "reference": "RMA-2291",
+                        },
+                    ]
+                }
+            ]
+        }
+    )
+
     adjustments: Annotated[list[AdjustmentIn], Field(min_length=1, max_length=1000)]
 
 
@@ -93,6 +162,8 @@ Lines = Annotated[list[LineIn], Field(min_length=1, max_length=500)]
 
 
 class ShipToIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"postal_code": "94107", "country": "US"}]})
+
     postal_code: Annotated[str, Field(min_length=1, max_length=20)]
     country: Annotated[str, Field(min_length=2, max_length=2)]
     lat: Annotated[Number, Field(ge=-90, le=90)] | None = None
@@ -108,6 +179,20 @@ def _unique_skus(lines: list[LineIn]) -> None:
 
 
 class OrderIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "channel_id": "shopify-us",
+                    "external_id": "#1042",
+                    "lines": [{"sku": "TEE-BLK-M", "quantity": 2}],
+                    "ship_to": {"postal_code": "94107", "country": "US"},
+                    "deliver_by": "2025-03-18T23:00:00Z",
+                }
+            ]
+        }
+    )
+
     channel_id: Id
     external_id: Annotated[str, Field(min_length=1, max_length=128)]
     lines: Lines
@@ -121,6 +206,19 @@ class OrderIn(Strict):
 
 
 class ShipmentIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "node_id": "dc-reno",
+                    "lines": [{"sku": "TEE-BLK-M", "quantity": 2}],
+                    "carrier": "ups",
+                    "tracking_number": "1Z999AA10123456784",
+                }
+            ]
+        }
+    )
+
     node_id: Id
     lines: Lines
     carrier: Annotated[str, Field(min_length=1, max_length=100)]
@@ -133,10 +231,20 @@ class ShipmentIn(Strict):
 
 
 class CancelIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"reason": "customer changed their mind"}]})
+
     reason: Annotated[str, Field(max_length=500)] = ""
 
 
 class ReservationIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"channel_id": "shopify-us", "lines": [{"sku": "TEE-BLK-M", "quantity": 1}], "ttl_seconds": 900}
+            ]
+        }
+    )
+
     channel_id: Id
     lines: Lines
     ttl_seconds: Annotated[StrictInt, Field(gt=0, le=7 * 24 * 3600)] = 900
@@ -148,6 +256,10 @@ class ReservationIn(Strict):
 
 
 class CommitIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"external_id": "#1043", "ship_to": {"postal_code": "94107", "country": "US"}}]}
+    )
+
     external_id: Annotated[str, Field(min_length=1, max_length=128)]
     ship_to: ShipToIn
     deliver_by: datetime | None = None
@@ -170,6 +282,41 @@ class AllocationOut(BaseModel):
 
 
 class OrderOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "ord_0195f3a2c4b87d21a9e5c04b1d3f6a70",
+                    "channel_id": "shopify-us",
+                    "external_id": "#1042",
+                    "status": "allocated",
+                    "lines": [
+                        {
+                            "sku": "TEE-BLK-M",
+                            "quantity": 2,
+                            "allocated": 2,
+                            "shipped": 0,
+                            "cancelled": 0,
+                            "backordered": 0,
+                        }
+                    ],
+                    "allocations": [
+                        {
+                            "node_id": "dc-reno",
+                            "lines": [{"sku": "TEE-BLK-M", "quantity": 2, "shipped": 0}],
+                            "carrier": "ups",
+                            "service": "ground",
+                            "cost": 7.85,
+                        }
+                    ],
+                    "ship_to": {"postal_code": "94107", "country": "US", "lat": 37.7697, "lon": -122.3933},
+                    "deliver_by": "2025-03-18T23:00:00Z",
+                    "created_at": "2025-03-14T16:02:11.284Z",
+                }
+            ]
+        }
+    )
+
     order_id: str
     channel_id: str
     external_id: str
@@ -203,12 +350,60 @@ class ChannelAtsOut(BaseModel):
 
 
 class InventoryOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "sku": "TEE-BLK-M",
+                    "nodes": [
+                        {
+                            "node_id": "dc-reno",
+                            "on_hand": 140,
+                            "reserved": 12,
+                            "safety_stock": 5,
+                            "damaged": 0,
+                            "inbound": 200,
+                            "available": 123,
+                        },
+                        {
+                            "node_id": "dc-columbus",
+                            "on_hand": 37,
+                            "reserved": 0,
+                            "safety_stock": 5,
+                            "damaged": 2,
+                            "inbound": 0,
+                            "available": 30,
+                        },
+                    ],
+                    "channels": [{"channel_id": "shopify-us", "available_to_sell": 144}],
+                }
+            ]
+        }
+    )
+
     sku: str
     nodes: list[NodePositionOut]
     channels: list[ChannelAtsOut]
 
 
 class ReservationOut(BaseModel):
+    # FastAPI leaves nulls out of the OpenAPI document, examples included: `order_id` (required,
+    # nullable) needs a value, so the example is a committed hold.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "reservation_id": "res_0195f3a1e20a7c4f8b61d9a3e5c27f14",
+                    "channel_id": "shopify-us",
+                    "status": "committed",
+                    "expires_at": "2025-03-14T16:17:11.284Z",
+                    "order_id": "ord_0195f3a2c4b87d21a9e5c04b1d3f6a70",
+                    "lines": [{"sku": "TEE-BLK-M", "node_id": "dc-reno", "quantity": 1}],
+                }
+            ]
+        }
+    )
+
     reservation_id: str
     channel_id: str
     status: Literal["active", "committed", "released", "expired"]

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, StrictBool, StrictInt, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from crossdock.api.schemas import Strict
 from crossdock.events.webhooks import signing
@@ -34,6 +43,18 @@ def _secret(value: str) -> str:
 
 
 class EndpointIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://hooks.example.com/crossdock",
+                    "event_types": ["crossdock.order.shipped.v1", "crossdock.inventory.ats_changed.v1"],
+                    "description": "ERP sync: shipments and sellable quantities",
+                }
+            ]
+        }
+    )
+
     url: Url
     event_types: EventTypes = Field(default_factory=list)
     description: Description = ""
@@ -54,6 +75,8 @@ class EndpointIn(Strict):
 class EndpointPatch(Strict):
     """Only the fields given change."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [{"enabled": True}, {"event_types": []}]})
+
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None
@@ -73,6 +96,8 @@ class EndpointPatch(Strict):
 
 
 class RotateIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"overlap_seconds": 3600}]})
+
     overlap_seconds: Annotated[StrictInt, Field(ge=0, le=7 * 24 * 3600)] = Field(
         24 * 3600, description="How long the previous secret still signs deliveries (beside the new one)"
     )
@@ -85,6 +110,10 @@ class RotateIn(Strict):
 
 
 class RecoverIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"since": "2025-03-14T08:00:00Z", "until": "2025-03-14T12:00:00Z"}]}
+    )
+
     since: AwareDatetime = Field(description="Re-send messages given up that first failed at or after this time")
     until: AwareDatetime | None = Field(None, description="... and before this time")
 
@@ -99,6 +128,26 @@ class RecoverIn(Strict):
 
 
 class EndpointOut(BaseModel):
+    # FastAPI leaves nulls out of the OpenAPI document, examples included: the example's required
+    # nullable fields hold values (an endpoint disabled by a 410).
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "ep_0195f3a0b6d27e4a9c13f5e8d2a4b761",
+                    "url": "https://hooks.example.com/crossdock",
+                    "description": "ERP sync: shipments and sellable quantities",
+                    "event_types": ["crossdock.order.shipped.v1", "crossdock.inventory.ats_changed.v1"],
+                    "enabled": False,
+                    "disabled_reason": "the endpoint answered 410 Gone",
+                    "failing_since": "2025-03-16T02:14:09.552Z",
+                    "created_at": "2025-03-14T15:58:40.117Z",
+                    "updated_at": "2025-03-16T02:14:09.552Z",
+                }
+            ]
+        }
+    )
+
     id: str
     url: str
     description: str
@@ -153,5 +202,9 @@ class MessageListOut(BaseModel):
 
 
 class RecoverOut(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"endpoint_id": "ep_0195f3a0b6d27e4a9c13f5e8d2a4b761", "recovered": 17}]}
+    )
+
     endpoint_id: str
     recovered: int

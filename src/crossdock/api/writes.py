@@ -4,8 +4,9 @@ the same transaction: the stored response is replayed, a reuse with another body
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -14,9 +15,10 @@ from fastapi import Request
 from pydantic import BaseModel
 from starlette.responses import Response
 
+from crossdock.api.auth import actor
 from crossdock.api.shedding import LoadShedder
 from crossdock.domain.audit import Actor
-from crossdock.domain.errors import IdempotencyMismatch, InvalidRequest, Overloaded
+from crossdock.domain.errors import IdempotencyInFlight, IdempotencyMismatch, InvalidRequest, Overloaded
 from crossdock.services.ports import IDEMPOTENCY_RETENTION, StoredResponse, UnitOfWork
 from crossdock.store.database import Database
 
@@ -45,31 +47,47 @@ async def read(request: Request, job: Callable[[UnitOfWork], Any]) -> Any:
 
 async def write(request: Request, body: BaseModel | None, job: Callable[[UnitOfWork], Outcome]) -> Response:
     key = request.headers.get("idempotency-key")
-    digest = ""
+    who = actor(request)
+    run: Callable[[UnitOfWork], tuple[int, Any, bool]] = partial(_first_time, job)
+    slot = None
     if key is not None:
         if not 0 < len(key) <= 255:
             raise InvalidRequest("Idempotency-Key must be 1 to 255 characters")
         canonical = orjson.dumps(body.model_dump(mode="json") if body else None, option=orjson.OPT_SORT_KEYS)
-        digest = hashlib.sha256(canonical).hexdigest()
-    scope = f"{request.method} {request.scope['path']}"
-
-    run = partial(_idempotently, scope, key, digest, job) if key is not None else partial(_first_time, job)
-    run = partial(_in_context, request_actor(request), getattr(request.state, "trace", None), run)
-    shed = shedder(request)
-    with shed.writing() as deadline:
-        future = database(request).submit(run, deadline)
+        slot = (idempotency_scope(request), key)
+        run = partial(_idempotently, *slot, hashlib.sha256(canonical).hexdigest(), job)
+    with _in_flight(request.app.state.idempotency_in_flight, slot), shedder(request).writing() as deadline:
+        future = database(request).submit(partial(_in_context, who, _trace(request), run), deadline)
         outcome = asyncio.wrap_future(future)
-        if not (await asyncio.wait([outcome], timeout=shed.queue_seconds))[0] and future.cancel():
+        if not (await asyncio.wait([outcome], timeout=shedder(request).queue_seconds))[0] and future.cancel():
             raise Overloaded("the write queue is too long: not applied, try again")  # it will never run
         status, out, replayed = await outcome
     return json_response(out, status, {"Idempotent-Replayed": "true"} if replayed else None)
 
 
-def request_actor(request: Request) -> Actor:
-    """Who the audit log says made the request's changes. No API clients are authenticated yet, so
-    every caller is "anonymous"; the name must come from authentication, never from a header."""
-    request_id: str | None = getattr(request.state, "request_id", None)
-    return Actor("anonymous", request_id[:128] if request_id else None)
+def idempotency_scope(request: Request) -> str:
+    """What an Idempotency-Key is unique within: the client's own keys for this operation, so two
+    clients using the same key never see each other's answers."""
+    return f"{actor(request).name} {request.method} {request.scope['path']}"
+
+
+@contextlib.contextmanager
+def _in_flight(running: set[tuple[str, str]], slot: tuple[str, str] | None) -> Iterator[None]:
+    """Refuses a repeat of a keyed request while the first is still running in this process."""
+    if slot is None:
+        yield
+        return
+    if slot in running:
+        raise IdempotencyInFlight(f"a request with Idempotency-Key {slot[1]!r} is still in progress: retry shortly")
+    running.add(slot)
+    try:
+        yield
+    finally:
+        running.discard(slot)
+
+
+def _trace(request: Request) -> dict[str, str] | None:
+    return getattr(request.state, "trace", None)
 
 
 # Jobs are module-level functions bound with `partial`, so that they can be pickled to a writer
@@ -98,6 +116,8 @@ def _idempotently(
     scope: str, key: str, digest: str, job: Callable[[UnitOfWork], Outcome], uow: UnitOfWork
 ) -> tuple[int, Any, bool]:
     """Runs the job once per key, in the job's own transaction; a repeat gets the stored answer."""
+    if not uow.claim_idempotency_key(scope, key):  # another process runs the same key right now
+        raise IdempotencyInFlight(f"a request with Idempotency-Key {key!r} is still in progress: retry shortly")
     stored = uow.get_response(scope, key, since=uow.now - IDEMPOTENCY_RETENTION)
     if stored is not None:
         if stored.request_hash != digest:

@@ -22,7 +22,10 @@ import httpx
 import orjson
 
 from crossdock.benchmarks.receiver import Receiver
+from crossdock.benchmarks.report import percentiles
+from crossdock.client import ClientCredentials, Crossdock
 from crossdock.domain.catalog import Buffer, Channel, ChannelType, Node, NodeType, Sku
+from crossdock.domain.clients import SCOPES
 from crossdock.domain.position import Reason
 from crossdock.events.outbox import StoredEvent
 from crossdock.events.relay import Relay, SinkConsumer
@@ -37,6 +40,8 @@ SKUS = 200
 PER_REQUEST = 2  # adjustments per request; each gives position_changed and ats_changed
 EVENTS_PER_REQUEST = 2 * PER_REQUEST
 SENDERS = 4
+# The default is 100 requests/s per client and route group; the asked rate of events can be far more.
+UNLIMITED = {scope: "1000000/second" for scope in SCOPES}
 
 
 class NatsTap:
@@ -82,30 +87,22 @@ class NatsTap:
         await nc.drain()
 
 
-def _seed(client: httpx.Client) -> None:
-    client.put(
-        "/v1/nodes/dc-1",
-        json={
-            "type": "warehouse",
-            "name": "DC 1",
-            "postal_code": "07001",
-            "country": "US",
-            "lat": 40.58,
-            "lon": -74.27,
-        },
-    ).raise_for_status()
-    client.put("/v1/channels/web", json={"type": "custom", "name": "Web", "node_ids": ["dc-1"]}).raise_for_status()
+def _seed(client: Crossdock) -> None:
+    node = {"type": "warehouse", "name": "DC 1", "postal_code": "07001", "country": "US", "lat": 40.58, "lon": -74.27}
+    client.put_node("dc-1", node)
+    client.put_channel("web", {"type": "custom", "name": "Web", "node_ids": ["dc-1"]})
     for i in range(SKUS):
-        client.put(f"/v1/skus/SKU-{i}", json={"name": f"SKU {i}"}).raise_for_status()
+        client.put_sku(f"SKU-{i}", {"name": f"SKU {i}"})
 
 
-def _drive(base_url: str, seconds: float, rate: float) -> int:
-    """Posts adjustments from a few senders, each on its own schedule; returns the requests sent."""
+def _drive(base_url: str, auth: ClientCredentials, seconds: float, rate: float) -> int:
+    """Posts adjustments from a few senders, each on its own schedule; returns the requests sent.
+    Raw httpx, not `Crossdock`: a sender must keep its schedule, not wait out retries."""
     interval = SENDERS * EVENTS_PER_REQUEST / rate
     sent = [0] * SENDERS
 
     def sender(k: int) -> None:
-        with httpx.Client(base_url=base_url, timeout=30, trust_env=False) as client:
+        with httpx.Client(base_url=base_url, timeout=30, trust_env=False, auth=auth) as client:
             start = time.monotonic() + k * interval / SENDERS
             n = 0
             while (due := start + n * interval) < start + seconds:
@@ -124,14 +121,14 @@ def _drive(base_url: str, seconds: float, rate: float) -> int:
     return sum(sent)
 
 
-def _feed_ids(client: httpx.Client, after: str) -> set[str]:
+def _feed_ids(client: Crossdock, after: str) -> set[str]:
     ids: set[str] = set()
-    while True:
-        page = client.get("/v1/events", params={"after": after, "limit": 1000}).raise_for_status().json()
-        ids.update(e["id"] for e in page["events"])
-        if not page["events"]:
+    while page := client.events(after, limit=1000):
+        ids.update(e.id for e in page.events)
+        if not page.events:
             return ids
-        after = page["next_cursor"]
+        after = page.next_cursor
+    raise AssertionError("unreachable")
 
 
 def _latencies(arrivals: list[tuple[float, bytes]], wanted: set[str]) -> dict[str, Any]:
@@ -140,15 +137,10 @@ def _latencies(arrivals: list[tuple[float, bytes]], wanted: set[str]) -> dict[st
         event = orjson.loads(body)
         if event["id"] in wanted and event["id"] not in first:
             first[event["id"]] = (arrived - from_text(event["time"]).timestamp()) * 1000
-    ms = sorted(first.values())
-
-    def pct(p: float) -> float:
-        return round(ms[min(len(ms) - 1, int(p / 100 * len(ms)))], 2) if ms else float("nan")
-
     return {
         "received": len(first),
         "missing": len(wanted - first.keys()),
-        "latency_ms": {"p50": pct(50), "p90": pct(90), "p99": pct(99), "max": round(ms[-1], 2) if ms else None},
+        "latency_ms": percentiles(list(first.values())),
     }
 
 
@@ -248,16 +240,19 @@ def measure(database_url: str, tmp: Path, seconds: float, rate: float, workers: 
             tap = NatsTap(nats.url).start()
             stack.callback(tap.stop)
         server = stack.enter_context(ServerProcess(database_url, tmp / "server.log", workers=workers, env=env))
-        client = stack.enter_context(server.client())
-        _seed(client)
-        client.post("/v1/webhook-endpoints", json={"url": receiver.url, "event_types": []}).raise_for_status()
-        _drive(server.base_url, 1.0, rate)  # warm-up: connections, caches, the relay's first lease
+        assert server.credentials is not None
+        with Crossdock(server.base_url, *server.credentials) as admin:
+            made = admin.create_client({"name": "bench events", "scopes": ["admin"], "rate_limits": UNLIMITED})
+        client = stack.enter_context(Crossdock(server.base_url, made.client_id, made.client_secret))
+        _seed(client)  # also fetches the token the senders share (token requests are rate limited too)
+        client.create_webhook_endpoint({"url": receiver.url, "event_types": []})
+        _drive(server.base_url, client.auth, 1.0, rate)  # warm-up: connections, caches, the relay's first lease
         _settle([receiver.deliveries] + ([tap.arrivals] if tap else []))
         start_cursor = _last_cursor(client, "0")
         webhooks_before = len(receiver.deliveries)
         nats_before = len(tap.arrivals) if tap else 0
         started = time.monotonic()
-        requests = _drive(server.base_url, seconds, rate)
+        requests = _drive(server.base_url, client.auth, seconds, rate)
         elapsed = time.monotonic() - started
         _settle([receiver.deliveries] + ([tap.arrivals] if tap else []))
         wanted = _feed_ids(client, start_cursor)
@@ -272,12 +267,12 @@ def measure(database_url: str, tmp: Path, seconds: float, rate: float, workers: 
         }
 
 
-def _last_cursor(client: httpx.Client, cursor: str) -> str:
-    while True:
-        page = client.get("/v1/events", params={"after": cursor, "limit": 1000}).raise_for_status().json()
-        if not page["events"]:
-            return str(page["next_cursor"])
-        cursor = page["next_cursor"]
+def _last_cursor(client: Crossdock, cursor: str) -> str:
+    while page := client.events(cursor, limit=1000):
+        if not page.events:
+            return page.next_cursor
+        cursor = page.next_cursor
+    raise AssertionError("unreachable")
 
 
 def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:

@@ -19,10 +19,10 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from crossdock.client import Crossdock
 from crossdock.connectors.postal import locate, us_zip_codes
 from crossdock.domain.catalog import Channel, ChannelType, Node, NodeType, Sku
+from crossdock.domain.clients import SCOPES
 from crossdock.domain.order import ShipTo
 from crossdock.domain.position import Reason
 from crossdock.localserver import ServerProcess
@@ -42,6 +42,8 @@ NODES = {  # node id: (type, ZIP)
     "store-mia": ("store", "33101"),
     "store-den": ("store", "80202"),
 }
+# The default is 100 requests/s per client and route group: the load must not be what is measured.
+UNLIMITED = {scope: "1000000/second" for scope in SCOPES}
 HOT = 10  # SKUs with little stock: they sell out and backorders pile up, as in a flash sale
 
 LUA = r"""
@@ -59,7 +61,8 @@ function request()
   local d = dests[math.random(#dests)]
   local body = string.format('{"channel_id":"web","external_id":"%(run)s-%%d-%%d","lines":[{"sku":"%%s","quantity":1}],'
     .. '"ship_to":{"postal_code":"%%s","country":"US","lat":%%s,"lon":%%s}}', tid, n, sku, d[1], d[2], d[3])
-  return wrk.format("POST", "/v1/orders", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/v1/orders", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer %(token)s"}, body)
 end
 function done(summary, latency, requests)
   local e = summary.errors
@@ -71,23 +74,24 @@ end
 """
 
 
-def _seed_http(client: httpx.Client, skus: int) -> None:
+def _seed_http(client: Crossdock, skus: int) -> None:
     for node_id, (kind, zip_code) in NODES.items():
         lat, lon = locate(zip_code, "US") or (0.0, 0.0)
-        body = {"type": kind, "name": node_id, "postal_code": zip_code, "country": "US", "lat": lat, "lon": lon}
-        client.put(f"/v1/nodes/{node_id}", json=body).raise_for_status()
-    client.put("/v1/channels/web", json={"type": "shopify", "name": "Web", "node_ids": list(NODES)}).raise_for_status()
+        client.put_node(
+            node_id, {"type": kind, "name": node_id, "postal_code": zip_code, "country": "US", "lat": lat, "lon": lon}
+        )
+    client.put_channel("web", {"type": "shopify", "name": "Web", "node_ids": list(NODES)})
     names = [f"SKU-{i}" for i in range(skus)] + [f"HOT-{i}" for i in range(HOT)]
     batch: list[dict[str, Any]] = []
     for name in names:
-        client.put(f"/v1/skus/{name}", json={"name": name, "weight_grams": 400}).raise_for_status()
+        client.put_sku(name, {"name": name, "weight_grams": 400})
         stock = 2 if name.startswith("HOT") else 10_000
         batch += [{"sku": name, "node_id": n, "delta": stock, "reason": "receipt"} for n in NODES]
         if len(batch) >= 800:
-            client.post("/v1/inventory/adjustments", json={"adjustments": batch}).raise_for_status()
+            client.adjust_inventory(batch)
             batch = []
     if batch:
-        client.post("/v1/inventory/adjustments", json={"adjustments": batch}).raise_for_status()
+        client.adjust_inventory(batch)
 
 
 def _wrk(url: str, script: Path, seconds: float, connections: int, threads: int) -> dict[str, Any]:
@@ -98,7 +102,7 @@ def _wrk(url: str, script: Path, seconds: float, connections: int, threads: int)
     return figures
 
 
-def _script(path: Path, skus: int, run: str, seed: int) -> None:
+def _script(path: Path, skus: int, run: str, seed: int, token: str) -> None:
     rng = random.Random(seed)
     dests = rng.sample(us_zip_codes(), 300)
     lua = LUA % {
@@ -106,6 +110,7 @@ def _script(path: Path, skus: int, run: str, seed: int) -> None:
         "hot": HOT,
         "seed": seed,
         "run": run,
+        "token": token,
         "dests": ", ".join(f'{{"{z}", {lat}, {lon}}}' for z, lat, lon in dests),
     }
     path.write_text(lua)
@@ -127,14 +132,19 @@ def http_ingest(seconds: float, connections: int, workers: int, skus: int, seed:
         raise RuntimeError("the load generator `wrk` is not installed (Debian: apt-get install wrk)")
     db_path = work / "ingest.db"
     server = ServerProcess(f"sqlite:///{db_path}", work / "server.log", workers=workers)
-    with server, httpx.Client(base_url=server.base_url, timeout=60) as client:
-        _seed_http(client, skus)
-        warm, run = work / "warm.lua", work / "run.lua"
-        _script(warm, skus, "warm", seed)
-        _script(run, skus, "run", seed + 1)
-        _wrk(server.base_url, warm, 3, connections, 1)
-        figures = _wrk(server.base_url, run, seconds, connections, 1)
-        reconciliation = client.get("/v1/admin/reconciliation").json()
+    with server:
+        assert server.credentials is not None
+        with Crossdock(server.base_url, *server.credentials) as admin:
+            made = admin.create_client({"name": "bench ingest", "scopes": ["admin"], "rate_limits": UNLIMITED})
+        with Crossdock(server.base_url, made.client_id, made.client_secret, timeout=60) as client:
+            _seed_http(client, skus)
+            token = client.issue_token().access_token  # wrk sends it as is: tokens live 15 min, a run far less
+            warm, run = work / "warm.lua", work / "run.lua"
+            _script(warm, skus, "warm", seed, token)
+            _script(run, skus, "run", seed + 1, token)
+            _wrk(server.base_url, warm, 3, connections, 1)
+            figures = _wrk(server.base_url, run, seconds, connections, 1)
+            reconciliation = client.reconciliation()
     duration = figures["duration_us"] / 1e6
     errors = sum(v for k, v in figures.items() if k.startswith("errors_"))
     return {

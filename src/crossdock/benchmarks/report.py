@@ -17,6 +17,16 @@ def machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p90, p99 and max, rounded to two decimals (NaN when there is nothing to measure)."""
+    ordered = sorted(values)
+
+    def at(p: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2) if ordered else float("nan")
+
+    return {"p50": at(50), "p90": at(90), "p99": at(99), "max": round(ordered[-1], 2) if ordered else float("nan")}
+
+
 def save(name: str, results: dict[str, Any], out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}-{time.strftime('%Y%m%dT%H%M%S')}.json"

@@ -24,6 +24,12 @@ class UnknownReference(DomainError):
     kind = "unknown-reference"
 
 
+class Forbidden(DomainError):
+    """The caller is authenticated but may not do this (another channel's data, say)."""
+
+    kind = "forbidden"
+
+
 class InvalidRequest(DomainError):
     kind = "invalid-request"
 
@@ -46,6 +52,12 @@ class CompareFailed(DomainError):
 
 class IdempotencyMismatch(DomainError):
     kind = "idempotency-key-reused"
+
+
+class IdempotencyInFlight(DomainError):
+    """A request with the same Idempotency-Key is still running; retry to get its stored answer."""
+
+    kind = "idempotency-key-in-flight"
 
 
 class Conflict(DomainError):

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple, Protocol
 
 from crossdock.domain.audit import Actor
 from crossdock.domain.catalog import Catalog, Channel, Node, Sku
+from crossdock.domain.clients import ApiClient, SigningKey
 from crossdock.domain.events import DomainEvent
 from crossdock.domain.order import Order
 from crossdock.domain.position import Movement, Position
@@ -99,6 +100,11 @@ class UnitOfWork(Protocol):
 
     # outbox and idempotency
     def add_events(self, events: Sequence[tuple[DomainEvent, int]]) -> None: ...
+    # API clients and signing keys (the reads; services.clients has the rest)
+    def get_client(self, client_id: str) -> tuple[ApiClient, str] | None: ...
+    def signing_keys(self) -> list[SigningKey]: ...
+
+    def claim_idempotency_key(self, scope: str, key: str) -> bool: ...
     def get_response(self, scope: str, key: str, since: datetime) -> StoredResponse | None: ...
     def save_response(self, scope: str, key: str, response: StoredResponse) -> None: ...
 

@@ -19,6 +19,7 @@ from crossdock.domain.position import Movement, Position
 from crossdock.domain.reservation import Hold, HoldLine, HoldStatus
 from crossdock.services.ports import Claim, LockedSkus, StoredResponse
 from crossdock.store.audit_tables import AuditTables
+from crossdock.store.auth_tables import AuthTables
 from crossdock.store.clock import from_text, to_text
 from crossdock.store.event_tables import EventTables
 from crossdock.store.sql import dumps, in_list
@@ -33,7 +34,7 @@ class CatalogCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SqlUnitOfWork(EventTables, WebhookTables, AuditTables):
+class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
         super().__init__(conn, dialect, now)
         self._cache = cache
@@ -507,6 +508,14 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables):
         return [r[0] for r in rows]
 
     # -- idempotency ------------------------------------------------------------------------------
+    def claim_idempotency_key(self, scope: str, key: str) -> bool:
+        """Whether this transaction may run the key's request: on PostgreSQL, False while another
+        transaction holds it (several writers); SQLite's one writer runs one request at a time."""
+        if self.dialect != "postgresql":
+            return True
+        got = self.one("SELECT pg_try_advisory_xact_lock(hashtextextended(:k, 0))", {"k": f"{scope}\n{key}"})
+        return bool(got[0])
+
     def get_response(self, scope: str, key: str, since: datetime) -> StoredResponse | None:
         """The response stored for a key, unless it was stored before `since` (past retention)."""
         r = self.one(

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BeforeValidator
 from starlette.responses import Response
 
+from crossdock.api.auth import requires
 from crossdock.api.problems import responses
 from crossdock.api.writes import json_response, read
 from crossdock.domain.errors import InvalidRequest
@@ -18,9 +19,9 @@ from crossdock.services import audit
 from crossdock.services.audit import AuditStore
 from crossdock.services.ports import AuditQuery
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[requires("admin")])
 
-ObjectType = Literal["node", "channel", "sku", "position", "webhook_endpoint"]
+ObjectType = Literal["node", "channel", "sku", "position", "webhook_endpoint", "client", "signing_key"]
 Text = r"^[^\x00-\x1f]+$"  # no control characters (PostgreSQL refuses NUL in text)
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 

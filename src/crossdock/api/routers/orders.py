@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from crossdock.api.auth import Principal, principal, requires
 from crossdock.api.problems import responses
 from crossdock.api.schemas import CancelIn, OrderIn, OrderOut, ShipmentIn, ShipToIn
 from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.connectors.postal import locate
 from crossdock.domain.order import OrderStatus, ShipTo
 from crossdock.services import queries
+from crossdock.services.access import check_channel, check_order
 from crossdock.services.orders import NewOrder, cancel_order, ingest_order, order_view, ship_order
 from crossdock.services.ports import UnitOfWork
 
 router = APIRouter(prefix="/v1", tags=["orders"])
+Reader = Annotated[Principal, requires("orders:read")]
+Writer = Annotated[Principal, requires("orders:write")]
 
 
 def ship_to(body: ShipToIn) -> ShipTo:
@@ -39,13 +44,14 @@ def ship_to(body: ShipToIn) -> ShipTo:
         },
     ),
 )
-async def post_order(request: Request, body: OrderIn) -> Response:
+async def post_order(request: Request, body: OrderIn, _: Writer) -> Response:
     """Takes an order in from a channel and allocates it; what cannot be allocated now is backordered
     and allocated first-in-first-out when stock arrives. Idempotent on (channel_id, external_id)."""
     return await create_order(request, body)
 
 
 async def create_order(request: Request, body: OrderIn) -> Response:
+    check_channel(principal(request).channel_id, body.channel_id)
     cmd = NewOrder(
         body.channel_id,
         body.external_id,
@@ -64,32 +70,42 @@ def _ingest(cmd: NewOrder, uow: UnitOfWork) -> Outcome:
 @router.get("/orders")
 async def list_orders(
     request: Request,
+    caller: Reader,
     channel_id: str | None = Query(None, description="Only this channel's orders"),
     status: OrderStatus | None = Query(None, description="Only orders in this status"),
     after: str = Query("", description="Cursor: the last order_id of the previous page"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
-    """Orders, oldest first, with cursor pagination."""
+    """Orders, oldest first, with cursor pagination (a client bound to a channel: that channel's)."""
+    if channel_id is not None:
+        check_channel(caller.channel_id, channel_id)
+    channel_id = channel_id or caller.channel_id
     state = str(status) if status else None
     return json_response(await read(request, lambda uow: queries.order_list(uow, channel_id, state, after, limit)))
 
 
 @router.get("/orders/{order_id}", responses=responses("not-found", ok={200: {"model": OrderOut}}))
-async def get_order(request: Request, order_id: str) -> Response:
+async def get_order(request: Request, order_id: str, caller: Reader) -> Response:
     """The order with its allocations and history."""
-    return json_response(await read(request, lambda uow: queries.order_detail(uow, order_id)))
+    return json_response(await read(request, partial(_detail, caller.channel_id, order_id)))
+
+
+def _detail(acting_for: str | None, order_id: str, uow: UnitOfWork) -> dict[str, object]:
+    check_order(uow, acting_for, order_id)
+    return queries.order_detail(uow, order_id)
 
 
 @router.post(
     "/orders/{order_id}/cancel",
     responses=responses("not-found", "invalid-state", "idempotency-key-reused", ok={200: {"model": OrderOut}}),
 )
-async def post_cancel(request: Request, order_id: str, body: CancelIn | None = None) -> Response:
+async def post_cancel(request: Request, order_id: str, caller: Writer, body: CancelIn | None = None) -> Response:
     """Cancels what is not shipped and releases what it held (backorders waiting for it get it)."""
-    return await write(request, body, partial(_cancel, order_id, body.reason if body else ""))
+    return await write(request, body, partial(_cancel, caller.channel_id, order_id, body.reason if body else ""))
 
 
-def _cancel(order_id: str, reason: str, uow: UnitOfWork) -> Outcome:
+def _cancel(acting_for: str | None, order_id: str, reason: str, uow: UnitOfWork) -> Outcome:
+    check_order(uow, acting_for, order_id)
     return 200, order_view(cancel_order(uow, order_id, reason))
 
 
@@ -105,13 +121,21 @@ def _cancel(order_id: str, reason: str, uow: UnitOfWork) -> Outcome:
         ok={201: {"model": OrderOut}},
     ),
 )
-async def post_shipment(request: Request, order_id: str, body: ShipmentIn) -> Response:
+async def post_shipment(request: Request, order_id: str, body: ShipmentIn, caller: Writer) -> Response:
     """Confirms a shipment: its units leave on hand and the allocation."""
     lines = [(ln.sku, ln.quantity) for ln in body.lines]
-    return await write(request, body, partial(_ship, order_id, body.node_id, lines, body.carrier, body.tracking_number))
+    job = partial(_ship, caller.channel_id, order_id, body.node_id, lines, body.carrier, body.tracking_number)
+    return await write(request, body, job)
 
 
 def _ship(
-    order_id: str, node_id: str, lines: list[tuple[str, int]], carrier: str, tracking: str, uow: UnitOfWork
+    acting_for: str | None,
+    order_id: str,
+    node_id: str,
+    lines: list[tuple[str, int]],
+    carrier: str,
+    tracking: str,
+    uow: UnitOfWork,
 ) -> Outcome:
+    check_order(uow, acting_for, order_id)
     return 201, order_view(ship_order(uow, order_id, node_id, lines, carrier, tracking))

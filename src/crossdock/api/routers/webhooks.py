@@ -9,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
+from crossdock.api.auth import requires
 from crossdock.api.problems import responses
 from crossdock.api.schemas import ID_PATTERN
 from crossdock.api.webhook_schemas import (
@@ -23,7 +24,7 @@ from crossdock.api.webhook_schemas import (
     RecoverOut,
     RotateIn,
 )
-from crossdock.api.writes import Outcome, json_response, read, write
+from crossdock.api.writes import Outcome, idempotency_scope, json_response, read, write
 from crossdock.config import Settings
 from crossdock.domain.errors import InvalidRequest
 from crossdock.domain.ids import new_id, uuid7_str
@@ -36,7 +37,7 @@ from crossdock.services.ports import IDEMPOTENCY_RETENTION, StoredResponse, Unit
 from crossdock.services.webhooks import EndpointChanges, NewEndpoint, WebhookStore
 from crossdock.store.clock import utcnow
 
-router = APIRouter(prefix="/v1/webhook-endpoints", tags=["events"])
+router = APIRouter(prefix="/v1/webhook-endpoints", tags=["events"], dependencies=[requires("webhooks:manage")])
 EndpointId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 Cursor = Annotated[str, Query(pattern=r"^[0-9]{0,18}$", description="`next` of the page before")]
 
@@ -203,7 +204,7 @@ async def _replay(request: Request) -> Response | None:
     key = request.headers.get("idempotency-key")
     if not key:
         return None
-    stored = await read(request, partial(_stored, f"{request.method} {request.scope['path']}", key))
+    stored = await read(request, partial(_stored, idempotency_scope(request), key))
     if stored is None:
         return None
     return json_response(stored.body, stored.status_code, {"Idempotent-Replayed": "true"})
