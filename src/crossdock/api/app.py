@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from crossdock import __version__
 from crossdock.api import docs, problems
-from crossdock.api.auth import ClientDirectory, Guard
+from crossdock.api.auth import ClientDirectory, Guard, document_security
 from crossdock.api.health import readiness
 from crossdock.api.lane import CrossdockAPI
 from crossdock.api.metrics import Metrics
@@ -155,8 +155,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         settings.max_inflight_writes, settings.max_inflight_reads, settings.write_queue_seconds
     )
     problems.install(app)
+    document_security(app)
     docs.install(app)
-    for module in (oauth, clients, orders, reservations, inventory, catalog, events, webhooks, admin, audit):
+    # In the order requests are matched: the busiest first.
+    for module in (orders, reservations, inventory, catalog, events, webhooks, admin, audit, clients, oauth):
         app.include_router(module.router)
 
     @app.get("/asyncapi.json", include_in_schema=False)

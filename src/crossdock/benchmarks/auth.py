@@ -4,27 +4,28 @@ client's burst leaves the others alone.
 1. Overhead: the door every request passes (`Guard.admit`: bearer token, client state, scope, one
    rate-limit hit), timed in-process on the real objects over a real SQLite database, for a token
    already verified once (the common case) and for tokens seen for the first time (signature check).
-2. Fairness: a real server (`serve --workers 2`); client "calm" places orders at a steady rate while
-   client "burst" sends ten times its own limit. Both run open-loop in their own processes, latency
-   counted from each request's scheduled time. The calm client's p99 with and without the burst.
+2. Fairness: a real server (`crossdock serve`, one API process); client "calm" places orders at a
+   steady rate while client "burst" sends ten times its own limit, each from its own paced wrk. The
+   calm client's p99 with and without the burst beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
+import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 
 from crossdock.api.app import guard_for
 from crossdock.api.auth import Guard
 from crossdock.api.ratelimit import RateLimiter
+from crossdock.benchmarks import wrk
 from crossdock.benchmarks.report import percentiles
 from crossdock.client import Crossdock
 from crossdock.config import Settings
@@ -76,56 +77,66 @@ def _request(token: str) -> Request:
 
 # -- fairness --------------------------------------------------------------------------------------
 
-
-def _open_loop(base_url: str, token: str, channel: str, rate: float, seconds: float, out: Any) -> None:
-    out.put(asyncio.run(_drive(base_url, token, channel, rate, seconds)))
-
-
-async def _drive(base_url: str, token: str, channel: str, rate: float, seconds: float) -> list[tuple[int, float]]:
-    results: list[tuple[int, float]] = []
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, limits=limits, timeout=30) as http:
-        start = time.perf_counter() + 0.2
-        count = int(rate * seconds)
-
-        async def one(i: int) -> None:
-            due = start + i / rate
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
-            body = {
-                "channel_id": channel,
-                "external_id": f"{channel}-{i}",
-                "lines": [{"sku": SKUS[i % len(SKUS)], "quantity": 1}],
-                "ship_to": {"postal_code": "10001", "country": "US"},
-            }
-            try:
-                status = (await http.post("/v1/orders", json=body)).status_code
-            except httpx.HTTPError:
-                status = 0
-            results.append((status, (time.perf_counter() - due) * 1000))
-
-        await asyncio.gather(*(one(i) for i in range(count)))
-    return results
+# Orders from one channel, paced: each connection waits `delay` ms between requests, so the rate is
+# about connections x 1000 / delay. Answers are counted by kind across wrk's threads.
+LUA = r"""
+local n, tid, threads = 0, 0, {}
+ok, limited, other = 0, 0, 0
+function setup(thread) tid = tid + 1; thread:set("tid", tid); table.insert(threads, thread) end
+function request()
+  n = n + 1
+  local body = string.format('{"channel_id":"%(channel)s","external_id":"%(run)s-%%d-%%d","lines":[{"sku":"AUTH-%%03d",'
+    .. '"quantity":1}],"ship_to":{"postal_code":"10001","country":"US"}}', tid, n, n %% 100)
+  return wrk.format("POST", "/v1/orders", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer %(token)s"}, body)
+end
+function delay() return %(delay_ms)d end
+function response(status, headers, body)
+  if status == 200 or status == 201 then ok = ok + 1 elseif status == 429 then limited = limited + 1
+  else other = other + 1 end
+end
+function extra()
+  local o, l, x = 0, 0, 0
+  for _, t in ipairs(threads) do o = o + t:get("ok"); l = l + t:get("limited"); x = x + t:get("other") end
+  return string.format(',"ok":%%d,"limited":%%d,"other":%%d', o, l, x)
+end
+""" + wrk.DONE.replace("%", "%%")
 
 
-def _phase(server: ServerProcess, loads: list[tuple[str, str, float]], seconds: float) -> list[list[tuple[int, float]]]:
-    ctx = multiprocessing.get_context("spawn")
-    queues = [ctx.Queue() for _ in loads]
+@dataclass(frozen=True, slots=True)
+class Load:
+    channel: str
+    token: str
+    rate: int  # requests per second, roughly
+    connections: int
+
+    def script(self, work: Path, run: str) -> Path:
+        path = work / f"{self.channel}-{run}.lua"
+        delay = round(1000 * self.connections / self.rate)
+        path.write_text(LUA % {"channel": self.channel, "token": self.token, "run": run, "delay_ms": delay})
+        return path
+
+
+def _phase(base_url: str, loads: list[Load], seconds: float, work: Path, run: str) -> list[dict[str, Any]]:
+    """The loads at once, each from its own wrk process."""
     procs = [
-        ctx.Process(target=_open_loop, args=(server.base_url, token, channel, rate, seconds, q))
-        for (token, channel, rate), q in zip(loads, queues, strict=True)
+        subprocess.Popen(
+            wrk.command(base_url, load.script(work, run), seconds, load.connections, 1),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for load in loads
     ]
-    for p in procs:
-        p.start()
-    results = [q.get(timeout=seconds + 120) for q in queues]
-    for p in procs:
-        p.join()
-    return results
+    return [wrk.parse(p.communicate()[0]) for p in procs]
 
 
-def fairness(work: Path, seconds: float, calm_rate: float, burst_limit: int) -> dict[str, Any]:
+def _latency(figures: dict[str, Any]) -> dict[str, float]:
+    return {p: round(figures[f"{p}_us"] / 1000, 2) for p in ("p50", "p90", "p99", "max")}
+
+
+def fairness(work: Path, seconds: float, calm_rate: int, burst_limit: int) -> dict[str, Any]:
     url = f"sqlite:///{work / 'fairness.db'}"
-    with ServerProcess(url, work / "server.log", workers=2) as server:
+    with ServerProcess(url, work / "server.log") as server:  # one API process: its limits are the limits
         assert server.credentials is not None
         with Crossdock(server.base_url, *server.credentials) as admin:
             admin.put_node("dc", {"type": "warehouse", "name": "DC", "postal_code": "07001", "country": "US"})
@@ -133,38 +144,39 @@ def fairness(work: Path, seconds: float, calm_rate: float, burst_limit: int) -> 
                 admin.put_channel(channel, {"type": "custom", "name": channel, "node_ids": ["dc"]})
             for sku in SKUS:
                 admin.put_sku(sku, {"name": sku, "weight_grams": 100})
-            adjustments = [{"sku": s, "node_id": "dc", "delta": 1_000_000, "reason": "receipt"} for s in SKUS]
-            admin.adjust_inventory(adjustments)
+            admin.adjust_inventory([{"sku": s, "node_id": "dc", "delta": 10**8, "reason": "receipt"} for s in SKUS])
         settings = Settings(database_url=url)
-        calm, _ = create_client(url, "calm", "orders:write", "calm", UNLIMITED)
-        burst, _ = create_client(url, "burst", "orders:write", "burst", {"orders:write": f"{burst_limit}/second"})
-        calm_token = mint_token(url, calm.client_id, settings)
-        burst_token = mint_token(url, burst.client_id, settings)
-        (alone,) = _phase(server, [(calm_token, "calm", calm_rate)], seconds)
-        during, flood = _phase(
-            server, [(calm_token, "calm", calm_rate), (burst_token, "burst", 10 * burst_limit)], seconds
+        calm_client, _ = create_client(url, "calm", "orders:write", "calm", UNLIMITED)
+        burst_client, _ = create_client(
+            url, "burst", "orders:write", "burst", {"orders:write": f"{burst_limit}/second"}
         )
-    # The calm client's external ids repeat in the second phase: those orders are answered 200.
-    calm_alone, calm_during = (percentiles([ms for s, ms in r if s in (200, 201)]) for r in (alone, during))
-    accepted = [ms for s, ms in flood if s in (200, 201)]
-    refused = [ms for s, ms in flood if s == 429]
+        calm = Load("calm", mint_token(url, calm_client.client_id, settings), calm_rate, 4)
+        burst = Load("burst", mint_token(url, burst_client.client_id, settings), 10 * burst_limit, 10)
+        _phase(server.base_url, [calm], 3, work, "warm")
+        (alone,) = _phase(server.base_url, [calm], seconds, work, "alone")
+        during, flood = _phase(server.base_url, [calm, burst], seconds, work, "burst")
     return {
         "seconds": seconds,
-        "calm_rate": calm_rate,
-        "burst_limit": burst_limit,
-        "burst_rate": 10 * burst_limit,
-        "calm_alone_ms": calm_alone,
-        "calm_during_burst_ms": calm_during,
-        "calm_errors": sum(1 for s, _ in alone + during if s not in (200, 201)),
-        "p99_ratio": round(calm_during["p99"] / calm_alone["p99"], 3) if calm_alone["p99"] else None,
-        "burst_accepted_per_s": round(len(accepted) / seconds, 1),
-        "burst_refused_429": len(refused),
-        "burst_refused_ms": percentiles(refused),
-        "burst_other": sum(1 for s, _ in flood if s not in (200, 201, 429)),
+        "burst_limit_per_s": burst_limit,
+        "calm": {
+            "alone_per_s": round(alone["requests"] / seconds),
+            "alone_ms": _latency(alone),
+            "during_burst_per_s": round(during["requests"] / seconds),
+            "during_burst_ms": _latency(during),
+            "not_accepted": alone["limited"] + alone["other"] + during["limited"] + during["other"],
+        },
+        "p99_ratio": round(during["p99_us"] / alone["p99_us"], 3),
+        "burst": {
+            "sent_per_s": round(flood["requests"] / seconds),
+            "accepted_per_s": round(flood["ok"] / seconds, 1),
+            "refused_429": flood["limited"],
+            "other": flood["other"],
+            "latency_ms": _latency(flood),
+        },
     }
 
 
-def run(seconds: float = 15, calm_rate: float = 200, burst_limit: int = 100) -> dict[str, Any]:
+def run(seconds: float = 15, calm_rate: int = 200, burst_limit: int = 100) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="crossdock-bench-") as tmp:
         work = Path(tmp)
         return {
@@ -176,6 +188,7 @@ def run(seconds: float = 15, calm_rate: float = 200, burst_limit: int = 100) -> 
 def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
     hot, cold = results["overhead"]["verified_token_us"], results["overhead"]["new_token_us"]
     f = results["fairness"]
+    calm, burst = f["calm"], f["burst"]
 
     def line(p: dict[str, float]) -> str:
         return f"{p['p50']} / {p['p90']} / {p['p99']}"
@@ -185,13 +198,17 @@ def summary(results: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
         [
             ("door per request, token seen before p50 / p90 / p99 (us)", line(hot)),
             ("door per request, new token p50 / p90 / p99 (us)", line(cold)),
-            (f"calm client alone, {f['calm_rate']:.0f} orders/s p50 / p90 / p99 (ms)", line(f["calm_alone_ms"])),
+            (f"calm client alone, {calm['alone_per_s']} orders/s p50 / p90 / p99 (ms)", line(calm["alone_ms"])),
             (
-                f"calm client during a burst of {f['burst_rate']}/s (limit {f['burst_limit']}/s) (ms)",
-                line(f["calm_during_burst_ms"]),
+                f"calm client beside a burst of {burst['sent_per_s']}/s (limit {f['burst_limit_per_s']}/s) (ms)",
+                line(calm["during_burst_ms"]),
             ),
-            ("calm p99 during / alone", str(f["p99_ratio"])),
-            ("burst: accepted per s, refused 429", f"{f['burst_accepted_per_s']}, {f['burst_refused_429']:,}"),
-            ("burst: 429 answer p50 / p90 / p99 (ms)", line(f["burst_refused_ms"])),
+            ("calm p99 beside the burst / alone", str(f["p99_ratio"])),
+            ("calm requests not accepted", str(calm["not_accepted"])),
+            (
+                "burst: accepted per s, refused 429, other",
+                f"{burst['accepted_per_s']}, {burst['refused_429']:,}, {burst['other']}",
+            ),
+            ("burst answers p50 / p90 / p99 (ms)", line(burst["latency_ms"])),
         ],
     )

@@ -7,11 +7,9 @@ then the oversell check, then the write path alone in-process (orders/s and chec
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -19,6 +17,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+from crossdock.benchmarks import wrk
 from crossdock.client import Crossdock
 from crossdock.connectors.postal import locate, us_zip_codes
 from crossdock.domain.catalog import Channel, ChannelType, Node, NodeType, Sku
@@ -46,7 +45,9 @@ NODES = {  # node id: (type, ZIP)
 UNLIMITED = {scope: "1000000/second" for scope in SCOPES}
 HOT = 10  # SKUs with little stock: they sell out and backorders pile up, as in a flash sale
 
-LUA = r"""
+LUA = (
+    wrk.DONE.replace("%", "%%")
+    + r"""
 local skus = %(skus)d
 local hot = %(hot)d
 local dests = { %(dests)s }
@@ -64,14 +65,8 @@ function request()
   return wrk.format("POST", "/v1/orders", {["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer %(token)s"}, body)
 end
-function done(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format('WRKJSON {"requests":%%d,"duration_us":%%d,"p50_us":%%d,"p90_us":%%d,"p99_us":%%d,'
-    .. '"p999_us":%%d,"max_us":%%d,"errors_connect":%%d,"errors_read":%%d,"errors_write":%%d,"errors_status":%%d,'
-    .. '"errors_timeout":%%d}\n', summary.requests, summary.duration, latency:percentile(50), latency:percentile(90),
-    latency:percentile(99), latency:percentile(99.9), latency.max, e.connect, e.read, e.write, e.status, e.timeout))
-end
 """
+)
 
 
 def _seed_http(client: Crossdock, skus: int) -> None:
@@ -92,14 +87,6 @@ def _seed_http(client: Crossdock, skus: int) -> None:
             batch = []
     if batch:
         client.adjust_inventory(batch)
-
-
-def _wrk(url: str, script: Path, seconds: float, connections: int, threads: int) -> dict[str, Any]:
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds:.0f}s", "--timeout", "10s", "-s", str(script), url]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
-    figures: dict[str, Any] = json.loads(line.removeprefix("WRKJSON "))
-    return figures
 
 
 def _script(path: Path, skus: int, run: str, seed: int, token: str) -> None:
@@ -142,8 +129,8 @@ def http_ingest(seconds: float, connections: int, workers: int, skus: int, seed:
             warm, run = work / "warm.lua", work / "run.lua"
             _script(warm, skus, "warm", seed, token)
             _script(run, skus, "run", seed + 1, token)
-            _wrk(server.base_url, warm, 3, connections, 1)
-            figures = _wrk(server.base_url, run, seconds, connections, 1)
+            wrk.run(server.base_url, warm, 3, connections, 1)
+            figures = wrk.run(server.base_url, run, seconds, connections, 1)
             reconciliation = client.reconciliation()
     duration = figures["duration_us"] / 1e6
     errors = sum(v for k, v in figures.items() if k.startswith("errors_"))

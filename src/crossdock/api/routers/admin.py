@@ -7,11 +7,11 @@ from dataclasses import asdict
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import requires
+from crossdock.api.auth import guarded
 from crossdock.api.writes import json_response, read
 from crossdock.services import queries
 
-router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[requires("admin")])
+router = APIRouter(prefix="/v1/admin", tags=["admin"], route_class=guarded("admin"))
 
 
 @router.get("/reconciliation")

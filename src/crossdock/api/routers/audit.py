@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import AwareDatetime, BeforeValidator
 from starlette.responses import Response
 
-from crossdock.api.auth import requires
+from crossdock.api.auth import guarded
 from crossdock.api.problems import responses
 from crossdock.api.writes import json_response, read
 from crossdock.domain.errors import InvalidRequest
@@ -19,7 +19,7 @@ from crossdock.services import audit
 from crossdock.services.audit import AuditStore
 from crossdock.services.ports import AuditQuery
 
-router = APIRouter(prefix="/v1", tags=["admin"], dependencies=[requires("admin")])
+router = APIRouter(prefix="/v1", tags=["admin"], route_class=guarded("admin"))
 
 ObjectType = Literal["node", "channel", "sku", "position", "webhook_endpoint", "client", "signing_key"]
 Text = r"^[^\x00-\x1f]+$"  # no control characters (PostgreSQL refuses NUL in text)

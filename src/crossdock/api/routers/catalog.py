@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import Principal, requires
+from crossdock.api.auth import guarded, principal, secured
 from crossdock.api.problems import responses
 from crossdock.api.schemas import ID_PATTERN, ChannelIn, NodeIn, SkuIn
 from crossdock.api.writes import Outcome, json_response, read, write
@@ -18,18 +18,20 @@ from crossdock.domain.errors import InvalidRequest, NotFound
 from crossdock.services import catalog
 from crossdock.services.ports import UnitOfWork
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], route_class=guarded("inventory:read"))
 
 # FastAPI ignores the constraints of a pydantic `Field` on a path parameter (`Id = Path()` let
 # "BAD ID" in, a SKU no order line could name): path ids carry theirs in `Path`.
 PathId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
-Reader = Annotated[Principal, requires("inventory:read")]
-Writer = Annotated[Principal, requires("inventory:write")]
-Admin = Annotated[Principal, requires("admin")]
 
 
-@router.put("/skus/{sku}", status_code=200, responses=responses(ok={201: {"description": "Created"}}))
-async def put_sku(request: Request, body: SkuIn, sku: PathId, _: Writer) -> Response:
+@router.put(
+    "/skus/{sku}",
+    **secured("inventory:write"),
+    status_code=200,
+    responses=responses(ok={201: {"description": "Created"}}),
+)
+async def put_sku(request: Request, body: SkuIn, sku: PathId) -> Response:
     """Creates or replaces a SKU."""
     item = Sku(sku, body.name, body.weight_grams, body.low_stock_threshold)
     return await write(request, body, partial(_put_sku, item))
@@ -41,15 +43,15 @@ def _put_sku(item: Sku, uow: UnitOfWork) -> Outcome:
 
 
 @router.get("/skus/{sku}", responses=responses("not-found"))
-async def get_sku(request: Request, sku: str, _: Reader) -> Response:
+async def get_sku(request: Request, sku: str) -> Response:
     found = await read(request, lambda uow: uow.get_sku(sku))
     if found is None:
         raise NotFound(f"no SKU {sku}")
     return json_response(sku_view(found))
 
 
-@router.put("/nodes/{node_id}", responses=responses(ok={201: {"description": "Created"}}))
-async def put_node(request: Request, body: NodeIn, node_id: PathId, _: Admin) -> Response:
+@router.put("/nodes/{node_id}", **secured("admin"), responses=responses(ok={201: {"description": "Created"}}))
+async def put_node(request: Request, body: NodeIn, node_id: PathId) -> Response:
     """Creates or replaces a node. Without lat/lon, a US ZIP code is located from bundled ZIP data."""
     if body.lat is None or body.lon is None:
         where = locate(body.postal_code, body.country)
@@ -78,13 +80,17 @@ def _put_node(node: Node, uow: UnitOfWork) -> Outcome:
 
 
 @router.get("/nodes")
-async def list_nodes(request: Request, _: Reader) -> Response:
+async def list_nodes(request: Request) -> Response:
     cat = await read(request, lambda uow: uow.catalog())
     return json_response({"nodes": [node_view(n) for n in sorted(cat.nodes.values(), key=lambda n: n.node_id)]})
 
 
-@router.put("/channels/{channel_id}", responses=responses("unknown-reference", ok={201: {"description": "Created"}}))
-async def put_channel(request: Request, body: ChannelIn, channel_id: PathId, _: Admin) -> Response:
+@router.put(
+    "/channels/{channel_id}",
+    **secured("admin"),
+    responses=responses("unknown-reference", ok={201: {"description": "Created"}}),
+)
+async def put_channel(request: Request, body: ChannelIn, channel_id: PathId) -> Response:
     """Creates or replaces a channel: its nodes in priority order and its buffer."""
     if len(set(body.node_ids)) != len(body.node_ids):
         raise InvalidRequest("node_ids lists a node twice")
@@ -105,9 +111,10 @@ def _put_channel(channel: Channel, uow: UnitOfWork) -> Outcome:
 
 
 @router.get("/channels")
-async def list_channels(request: Request, caller: Reader) -> Response:
+async def list_channels(request: Request) -> Response:
     """The channels (a client bound to a channel: its own)."""
     cat = await read(request, lambda uow: uow.catalog())
+    caller = principal(request)
     seen = sorted((c for c in cat.channels.values() if caller.may_see(c.channel_id)), key=lambda c: c.channel_id)
     return json_response({"channels": [channel_view(c) for c in seen]})
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import Guard, Principal, requires
+from crossdock.api.auth import Guard, guarded, principal
 from crossdock.api.client_schemas import (
     ClientCreatedOut,
     ClientIn,
@@ -27,9 +27,8 @@ from crossdock.domain.errors import InvalidTransition
 from crossdock.services import clients
 from crossdock.services.clients import ClientStore
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"], route_class=guarded("admin"))
 ClientId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
-Admin = Annotated[Principal, requires("admin")]
 
 
 @router.post(
@@ -39,7 +38,7 @@ Admin = Annotated[Principal, requires("admin")]
         "invalid-request", "unknown-reference", "idempotency-key-reused", ok={201: {"model": ClientCreatedOut}}
     ),
 )
-async def post_client(request: Request, body: ClientIn, _: Admin) -> Response:
+async def post_client(request: Request, body: ClientIn) -> Response:
     """Creates an API client. The answer holds its secret, shown this once."""
     return await write(request, body, partial(_create, body.name, body.scopes, body.channel_id, body.rate_limits))
 
@@ -52,7 +51,6 @@ def _create(name: str, scopes: list[str], channel_id: str | None, limits: dict[s
 @router.get("/clients", responses=responses(ok={200: {"model": ClientListOut}}))
 async def list_clients(
     request: Request,
-    _: Admin,
     after: Annotated[str, Query(max_length=128, description="Cursor: `next` of the page before")] = "",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> Response:
@@ -63,7 +61,7 @@ async def list_clients(
 
 
 @router.get("/clients/{client_id}", responses=responses("not-found", ok={200: {"model": ClientOut}}))
-async def get_client(request: Request, client_id: ClientId, _: Admin) -> Response:
+async def get_client(request: Request, client_id: ClientId) -> Response:
     return json_response((await read(request, partial(_get, client_id))).view())
 
 
@@ -79,11 +77,11 @@ def _get(client_id: str, uow: ClientStore) -> ApiClient:
     "/clients/{client_id}/revoke",
     responses=responses("not-found", "invalid-state", "idempotency-key-reused", ok={200: {"model": ClientOut}}),
 )
-async def post_revoke(request: Request, client_id: ClientId, caller: Admin) -> Response:
+async def post_revoke(request: Request, client_id: ClientId) -> Response:
     """Revokes a client: its secret and every token it holds are refused from now on (by other API
     processes within the client cache time, CROSSDOCK_CLIENT_CACHE_SECONDS). A client cannot revoke
     itself, so the last administrator cannot lock everyone out (`crossdock clients revoke` can)."""
-    if client_id == caller.client_id:
+    if client_id == principal(request).client_id:
         raise InvalidTransition("a client cannot revoke itself: use another administrator or the CLI")
     response = await write(request, None, partial(_revoke, client_id))
     guard: Guard = request.app.state.guard
@@ -105,7 +103,7 @@ def _key_view(key: SigningKey) -> dict[str, Any]:
 
 
 @router.get("/admin/signing-keys", responses=responses(ok={200: {"model": SigningKeysOut}}))
-async def list_signing_keys(request: Request, _: Admin) -> Response:
+async def list_signing_keys(request: Request) -> Response:
     """The keys that sign access tokens, newest first (public facts only)."""
     keys = await read(request, clients.signing_keys)
     return json_response({"keys": [_key_view(k) for k in keys]})
@@ -116,7 +114,7 @@ async def list_signing_keys(request: Request, _: Admin) -> Response:
     status_code=201,
     responses=responses("idempotency-key-reused", ok={201: {"model": SigningKeyOut}}),
 )
-async def post_rotate(request: Request, _: Admin) -> Response:
+async def post_rotate(request: Request) -> Response:
     """A new key signs tokens from now on. Tokens signed by the old one stay valid until they expire,
     and the old key stays at `/.well-known/jwks.json` until then: no downtime."""
     guard: Guard = request.app.state.guard

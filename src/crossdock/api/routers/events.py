@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import requires
+from crossdock.api.auth import guarded
 from crossdock.api.problems import problem_response, responses
 from crossdock.api.schemas import EventPageOut
 from crossdock.api.writes import read
@@ -18,7 +18,7 @@ from crossdock.domain.events import EVENT_TYPES
 from crossdock.events.outbox import Outbox, Page
 from crossdock.events.relay import SETTLE_POLL
 
-router = APIRouter(prefix="/v1", tags=["events"], dependencies=[requires("events:read")])
+router = APIRouter(prefix="/v1", tags=["events"], route_class=guarded("events:read"))
 WAIT_POLL = 0.05  # seconds between looks while a long poll waits
 SETTLE_WAIT = 0.2
 

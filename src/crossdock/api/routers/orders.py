@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import Principal, principal, requires
+from crossdock.api.auth import guarded, principal, secured
 from crossdock.api.problems import responses
 from crossdock.api.schemas import CancelIn, OrderIn, OrderOut, ShipmentIn, ShipToIn
 from crossdock.api.writes import Outcome, json_response, read, write
@@ -19,9 +18,8 @@ from crossdock.services.access import check_channel, check_order
 from crossdock.services.orders import NewOrder, cancel_order, ingest_order, order_view, ship_order
 from crossdock.services.ports import UnitOfWork
 
-router = APIRouter(prefix="/v1", tags=["orders"])
-Reader = Annotated[Principal, requires("orders:read")]
-Writer = Annotated[Principal, requires("orders:write")]
+router = APIRouter(prefix="/v1", tags=["orders"], route_class=guarded("orders:read"))
+WRITE = secured("orders:write")
 
 
 def ship_to(body: ShipToIn) -> ShipTo:
@@ -33,6 +31,7 @@ def ship_to(body: ShipToIn) -> ShipTo:
 
 @router.post(
     "/orders",
+    **WRITE,
     status_code=201,
     responses=responses(
         "unknown-reference",
@@ -44,7 +43,7 @@ def ship_to(body: ShipToIn) -> ShipTo:
         },
     ),
 )
-async def post_order(request: Request, body: OrderIn, _: Writer) -> Response:
+async def post_order(request: Request, body: OrderIn) -> Response:
     """Takes an order in from a channel and allocates it; what cannot be allocated now is backordered
     and allocated first-in-first-out when stock arrives. Idempotent on (channel_id, external_id)."""
     return await create_order(request, body)
@@ -70,13 +69,13 @@ def _ingest(cmd: NewOrder, uow: UnitOfWork) -> Outcome:
 @router.get("/orders")
 async def list_orders(
     request: Request,
-    caller: Reader,
     channel_id: str | None = Query(None, description="Only this channel's orders"),
     status: OrderStatus | None = Query(None, description="Only orders in this status"),
     after: str = Query("", description="Cursor: the last order_id of the previous page"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> Response:
     """Orders, oldest first, with cursor pagination (a client bound to a channel: that channel's)."""
+    caller = principal(request)
     if channel_id is not None:
         check_channel(caller.channel_id, channel_id)
     channel_id = channel_id or caller.channel_id
@@ -85,9 +84,9 @@ async def list_orders(
 
 
 @router.get("/orders/{order_id}", responses=responses("not-found", ok={200: {"model": OrderOut}}))
-async def get_order(request: Request, order_id: str, caller: Reader) -> Response:
+async def get_order(request: Request, order_id: str) -> Response:
     """The order with its allocations and history."""
-    return json_response(await read(request, partial(_detail, caller.channel_id, order_id)))
+    return json_response(await read(request, partial(_detail, principal(request).channel_id, order_id)))
 
 
 def _detail(acting_for: str | None, order_id: str, uow: UnitOfWork) -> dict[str, object]:
@@ -97,11 +96,13 @@ def _detail(acting_for: str | None, order_id: str, uow: UnitOfWork) -> dict[str,
 
 @router.post(
     "/orders/{order_id}/cancel",
+    **WRITE,
     responses=responses("not-found", "invalid-state", "idempotency-key-reused", ok={200: {"model": OrderOut}}),
 )
-async def post_cancel(request: Request, order_id: str, caller: Writer, body: CancelIn | None = None) -> Response:
+async def post_cancel(request: Request, order_id: str, body: CancelIn | None = None) -> Response:
     """Cancels what is not shipped and releases what it held (backorders waiting for it get it)."""
-    return await write(request, body, partial(_cancel, caller.channel_id, order_id, body.reason if body else ""))
+    job = partial(_cancel, principal(request).channel_id, order_id, body.reason if body else "")
+    return await write(request, body, job)
 
 
 def _cancel(acting_for: str | None, order_id: str, reason: str, uow: UnitOfWork) -> Outcome:
@@ -111,6 +112,7 @@ def _cancel(acting_for: str | None, order_id: str, reason: str, uow: UnitOfWork)
 
 @router.post(
     "/orders/{order_id}/shipments",
+    **WRITE,
     status_code=201,
     responses=responses(
         "not-found",
@@ -121,10 +123,12 @@ def _cancel(acting_for: str | None, order_id: str, reason: str, uow: UnitOfWork)
         ok={201: {"model": OrderOut}},
     ),
 )
-async def post_shipment(request: Request, order_id: str, body: ShipmentIn, caller: Writer) -> Response:
+async def post_shipment(request: Request, order_id: str, body: ShipmentIn) -> Response:
     """Confirms a shipment: its units leave on hand and the allocation."""
     lines = [(ln.sku, ln.quantity) for ln in body.lines]
-    job = partial(_ship, caller.channel_id, order_id, body.node_id, lines, body.carrier, body.tracking_number)
+    job = partial(
+        _ship, principal(request).channel_id, order_id, body.node_id, lines, body.carrier, body.tracking_number
+    )
     return await write(request, body, job)
 
 

@@ -8,9 +8,9 @@ from functools import partial
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import principal
+from crossdock.api.auth import guarded, principal
 from crossdock.api.problems import responses
-from crossdock.api.routers.orders import Reader, Writer, ship_to
+from crossdock.api.routers.orders import WRITE, ship_to
 from crossdock.api.schemas import CommitIn, OrderOut, ReservationIn, ReservationOut
 from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.domain.order import ShipTo
@@ -20,11 +20,12 @@ from crossdock.services.holds import commit_hold, create_hold, hold_view, releas
 from crossdock.services.orders import order_view
 from crossdock.services.ports import UnitOfWork
 
-router = APIRouter(prefix="/v1", tags=["reservations"])
+router = APIRouter(prefix="/v1", tags=["reservations"], route_class=guarded("orders:read"))
 
 
 @router.post(
     "/reservations",
+    **WRITE,
     status_code=201,
     responses=responses(
         "insufficient-stock",
@@ -33,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["reservations"])
         ok={201: {"model": ReservationOut}},
     ),
 )
-async def post_reservation(request: Request, body: ReservationIn, _: Writer) -> Response:
+async def post_reservation(request: Request, body: ReservationIn) -> Response:
     """Holds stock for a storefront checkout until `expires_at`: every line or nothing (409)."""
     return await create_reservation(request, body)
 
@@ -49,8 +50,8 @@ def _hold(channel_id: str, lines: list[tuple[str, int]], ttl_seconds: int, uow: 
 
 
 @router.get("/reservations/{reservation_id}", responses=responses("not-found", ok={200: {"model": ReservationOut}}))
-async def get_reservation(request: Request, reservation_id: str, caller: Reader) -> Response:
-    return json_response(await read(request, partial(_view, caller.channel_id, reservation_id)))
+async def get_reservation(request: Request, reservation_id: str) -> Response:
+    return json_response(await read(request, partial(_view, principal(request).channel_id, reservation_id)))
 
 
 def _view(acting_for: str | None, reservation_id: str, uow: UnitOfWork) -> dict[str, object]:
@@ -60,6 +61,7 @@ def _view(acting_for: str | None, reservation_id: str, uow: UnitOfWork) -> dict[
 
 @router.post(
     "/reservations/{reservation_id}/commit",
+    **WRITE,
     status_code=201,
     responses=responses(
         "not-found",
@@ -69,9 +71,11 @@ def _view(acting_for: str | None, reservation_id: str, uow: UnitOfWork) -> dict[
         ok={201: {"model": OrderOut}, 200: {"model": OrderOut, "description": "Already committed"}},
     ),
 )
-async def post_commit(request: Request, reservation_id: str, body: CommitIn, caller: Writer) -> Response:
+async def post_commit(request: Request, reservation_id: str, body: CommitIn) -> Response:
     """Turns the hold into an order; the held units become its allocation."""
-    job = partial(_commit, caller.channel_id, reservation_id, body.external_id, ship_to(body.ship_to), body.deliver_by)
+    job = partial(
+        _commit, principal(request).channel_id, reservation_id, body.external_id, ship_to(body.ship_to), body.deliver_by
+    )
     return await write(request, body, job)
 
 
@@ -90,11 +94,12 @@ def _commit(
 
 @router.post(
     "/reservations/{reservation_id}/release",
+    **WRITE,
     responses=responses("not-found", "invalid-state", "idempotency-key-reused", ok={200: {"model": ReservationOut}}),
 )
-async def post_release(request: Request, reservation_id: str, caller: Writer) -> Response:
+async def post_release(request: Request, reservation_id: str) -> Response:
     """The checkout was abandoned: gives the held stock back now rather than at expiry."""
-    return await write(request, None, partial(_release, caller.channel_id, reservation_id))
+    return await write(request, None, partial(_release, principal(request).channel_id, reservation_id))
 
 
 def _release(acting_for: str | None, reservation_id: str, uow: UnitOfWork) -> Outcome:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import requires
+from crossdock.api.auth import guarded
 from crossdock.api.problems import responses
 from crossdock.api.schemas import ID_PATTERN
 from crossdock.api.webhook_schemas import (
@@ -37,7 +37,7 @@ from crossdock.services.ports import IDEMPOTENCY_RETENTION, StoredResponse, Unit
 from crossdock.services.webhooks import EndpointChanges, NewEndpoint, WebhookStore
 from crossdock.store.clock import utcnow
 
-router = APIRouter(prefix="/v1/webhook-endpoints", tags=["events"], dependencies=[requires("webhooks:manage")])
+router = APIRouter(prefix="/v1/webhook-endpoints", tags=["events"], route_class=guarded("webhooks:manage"))
 EndpointId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 Cursor = Annotated[str, Query(pattern=r"^[0-9]{0,18}$", description="`next` of the page before")]
 
