@@ -433,3 +433,23 @@ def test_rate_limits_are_per_client_and_route_group(live: LiveServer, admin: htt
         assert refused.headers["ratelimit-remaining"] == "0"
         assert slow.get("/v1/orders").status_code == 200  # another group
         assert other.get("/v1/inventory/TEE").status_code == 200  # another client
+
+
+def test_log_lines_carry_the_request_and_the_client(tmp_path: Path) -> None:
+    """A warning logged while serving a request (here: the rate-limit store is unreachable, so the
+    limiter lets the request through) names the request id and the authenticated client."""
+    import structlog
+
+    from crossdock.config import Settings
+    from crossdock.provisioning import mint_token
+
+    url = f"sqlite:///{tmp_path / 'logs.db'}"
+    with LiveServer(url, rate_limit_storage="redis://127.0.0.1:1/0") as live:
+        # A token made without the token endpoint: the request below is the first the limiter sees.
+        token = mint_token(url, live.auth.client_id, Settings(database_url=url))
+        with structlog.testing.capture_logs([structlog.contextvars.merge_contextvars]) as logs:
+            headers = {"Authorization": f"Bearer {token}", "Request-Id": "req-log-1"}
+            r = httpx.get(f"{live.base_url}/v1/nodes", headers=headers)
+        assert r.status_code == 200  # failing open
+    (entry,) = [e for e in logs if e["event"] == "rate_limit_storage_unavailable"]
+    assert entry["request_id"] == "req-log-1" and entry["client_id"] == live.auth.client_id

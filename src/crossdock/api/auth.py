@@ -87,6 +87,7 @@ class Guard:
 
     async def admit(self, request: Request, needed: str) -> Principal:
         claims = await self._claims(_bearer(request.scope))
+        structlog.contextvars.bind_contextvars(client_id=claims.client_id)  # on the request's log lines
         client = await self.clients.get(claims.client_id)
         if client is None or not client.active:
             raise Refused(
@@ -110,7 +111,6 @@ class Guard:
             )  # Retry-After is among the decision's headers
         principal = Principal(claims.client_id, claims.scopes, claims.channel_id)
         request.state.principal = principal
-        structlog.contextvars.bind_contextvars(client_id=claims.client_id)
         return principal
 
     async def _claims(self, token: str) -> Claims:
