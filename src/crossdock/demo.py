@@ -706,7 +706,7 @@ def proof_table(proof: Proof) -> Table:
     return t
 
 
-def render(console: Console, outcome: Outcome, options: DemoOptions, url: str) -> None:
+def render(console: Console, outcome: Outcome, options: DemoOptions, url: str, credentials: tuple[str, str]) -> None:
     tally, proof = outcome.tally, outcome.proof
     console.print()
     console.print(sale_table(tally, options.concurrency))
@@ -745,6 +745,10 @@ def render(console: Console, outcome: Outcome, options: DemoOptions, url: str) -
     console.print(f"OpenAPI    {url}/openapi.json")
     console.print(f"events     {url}/v1/events (AsyncAPI: {url}/asyncapi.json)")
     console.print(f"a hot SKU  {url}/v1/inventory/{outcome.world.hot[0]}")
+    console.print(
+        f"a token    curl -u {credentials[0]}:{credentials[1]} -d grant_type=client_credentials {url}/oauth/token"
+    )
+    console.print("           (an administrator of this demo; send it as Authorization: Bearer ...)")
     if not options.keep:
         console.print("(the server stops now: run with --keep to leave it running and open these)")
 
@@ -829,7 +833,8 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
                 console.print(f"[bold]Crossdock demo[/]: `crossdock serve` at {server.base_url}")
                 console.print(f"database: {server.database_url} (a temporary folder)\n")
                 outcome = play(server, options, console, receiver)
-                render(console, outcome, options, server.base_url)
+                assert server.credentials is not None
+                render(console, outcome, options, server.base_url, server.credentials)
                 console.print(f"\nfinished in {time.perf_counter() - started:.1f} s")
                 if options.keep:
                     keep_serving(console, server)
