@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 
+import httpx
 import structlog
 from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -25,6 +26,7 @@ from crossdock.api.routers import (
     admin,
     audit,
     catalog,
+    channels,
     clients,
     events,
     inventory,
@@ -109,6 +111,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         relay = start_relay(app.state.db, settings) if own and not settings.writer_socket else None
         app.state.relay = relay
         app.state.guard = await guard_for(app.state.db, settings, limiter)
+        app.state.channel_http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
         locate("00000", "US")  # loads the ZIP table now, not on the first order
         # What start-up loaded (the ZIP table, the app) lives as long as the process: keeping it out of
         # the cyclic collector's full passes takes ~100 ms pauses out of the latency tail.
@@ -118,6 +121,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             yield
         finally:
             sweeper.cancel()
+            await app.state.channel_http.aclose()
             if relay:
                 relay.stop()
             if own:
@@ -140,6 +144,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             {"name": "reservations", "description": "Checkout holds"},
             {"name": "inventory", "description": "Positions, sellable quantities, adjustments"},
             {"name": "catalog", "description": "SKUs, nodes, channels"},
+            {"name": "channels", "description": "What channels send in their own formats"},
             {"name": "events", "description": "The event feed and outbound webhooks"},
             {"name": "admin", "description": "Operations: API clients, signing keys, the audit log"},
             {"name": "auth", "description": "OAuth 2.0 client credentials and the token keys"},
@@ -158,7 +163,19 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     document_security(app)
     docs.install(app)
     # In the order requests are matched: the busiest first.
-    for module in (orders, reservations, inventory, catalog, events, webhooks, admin, audit, clients, oauth):
+    for module in (
+        orders,
+        reservations,
+        inventory,
+        catalog,
+        channels,
+        events,
+        webhooks,
+        admin,
+        audit,
+        clients,
+        oauth,
+    ):
         app.include_router(module.router)
 
     @app.get("/asyncapi.json", include_in_schema=False)

@@ -22,25 +22,15 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from crossdock.api.middleware import add_headers
+from crossdock.api.problems import Refused
 from crossdock.api.ratelimit import RateLimiter
 from crossdock.api.tokens import Claims, InvalidToken, Tokens, UnknownKey
 from crossdock.domain.audit import Actor
 from crossdock.domain.clients import SCOPES, ApiClient, grants
-from crossdock.domain.errors import DomainError
 
 TOKEN_PATH = "/oauth/token"
 REALM = 'Bearer realm="crossdock"'
 INVALID_TOKEN = f'{REALM}, error="invalid_token"'  # RFC 6750 section 3.1
-
-
-class Refused(DomainError):
-    """Refused at the door: not authenticated, not allowed, or over the rate limit. `headers` say
-    why in HTTP's own terms (WWW-Authenticate, Retry-After)."""
-
-    def __init__(self, kind: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
-        super().__init__(detail, **extra)
-        self.kind = kind
-        self.headers = headers or {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,23 @@ KINDS: dict[str, tuple[int, str]] = {
     # The token endpoint's errors also carry OAuth 2.0's `error` member (RFC 6749 section 5.2).
     "invalid-client": (401, "Client authentication failed"),
     "invalid-token-request": (400, "The token request is not valid"),
+    "invalid-signature": (401, "The webhook's signature does not verify"),
+    "unprocessable-webhook": (422, "The webhook is signed but cannot be taken in"),
+    "channel-misconfigured": (409, "The channel's configuration does not allow this"),
+    "channel-unavailable": (503, "The channel's API could not be reached: retry after Retry-After seconds"),
     "overloaded": (503, "Too busy to take this now: nothing was applied; retry after Retry-After seconds"),
 }
+
+
+class Refused(DomainError):
+    """A request refused before it does anything (not authenticated, not allowed, over its rate
+    limit, a webhook not signed by its channel...). `headers` say why in HTTP's own terms
+    (WWW-Authenticate, Retry-After)."""
+
+    def __init__(self, kind: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.kind = kind
+        self.headers = headers or {}
 
 
 class Problem(BaseModel):

@@ -435,3 +435,29 @@ class CloudEventOut(BaseModel):
 class EventPageOut(BaseModel):
     events: list[CloudEventOut]
     next_cursor: str
+
+
+class ReconciliationOut(BaseModel):
+    checked: int = Field(description="SKUs compared with what the channel shows")
+    drift: int = Field(description="SKUs the channel showed wrong: pushed again")
+    samples: list[dict[str, Any]] = Field(description="Up to 10 of them: sku, shown, should_be")
+
+
+class SyncOut(BaseModel):
+    """How a channel's sellable quantities stand."""
+
+    channel_id: str
+    type: str
+    connector: bool = Field(description="Whether a connector for the channel's type is installed")
+    skus: int = Field(description="SKUs Crossdock keeps in sync with the channel")
+    pending: int = Field(description="SKUs whose newest quantity the channel has not taken yet")
+    refused: int = Field(description="SKUs the channel refused for good (unknown there)")
+    lag_seconds: float = Field(description="Age of the oldest change not taken yet; 0 when in sync")
+    oldest_pending_at: AwareDatetime | None
+    last_push_at: AwareDatetime | None
+    last_error: str | None
+    last_error_at: AwareDatetime | None
+    failures: int = Field(description="Failed pushes in a row")
+    paused_until: AwareDatetime | None = Field(description="Pushing is paused (circuit open) until then")
+    reconciled_at: AwareDatetime | None
+    reconciliation: ReconciliationOut | None

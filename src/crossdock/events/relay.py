@@ -235,10 +235,11 @@ COMPACT_CHUNK = 5000
 
 def compact(uow: Any, *, older_than: datetime, lease_seen_after: datetime) -> int:
     """One chunk of compaction: delivered events and webhook attempt logs past the retention period,
-    and Idempotency-Key responses past theirs."""
+    Idempotency-Key responses past theirs, and channel deliveries past the retention period."""
     deleted: int = uow.compact_outbox(older_than, lease_seen_after, COMPACT_CHUNK)
     deleted += uow.compact_webhook_log(older_than, COMPACT_CHUNK)
     deleted += uow.compact_idempotency_keys(uow.now - IDEMPOTENCY_RETENTION, COMPACT_CHUNK)
+    deleted += uow.compact_channel_inbox(older_than, COMPACT_CHUNK)
     return deleted
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from crossdock.config import Settings
+from crossdock.events.channel_sync import ChannelSync, SyncSettings
 from crossdock.events.relay import Consumer, Relay, SinkConsumer
 from crossdock.events.webhooks.dispatcher import WebhookDispatcher
 from crossdock.store.database import Database
@@ -13,7 +14,12 @@ from crossdock.store.database import Database
 def start_relay(db: Database, settings: Settings) -> Relay | None:
     if not settings.relay:
         return None
-    consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings)]
+    sync = SyncSettings(
+        reconcile_every=timedelta(seconds=settings.channel_reconcile_seconds),
+        timeout=settings.webhook_timeout_seconds,
+        pause=timedelta(seconds=settings.channel_pause_seconds),
+    )
+    consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync)]
     if settings.nats_url:
         from crossdock.events.nats import NatsSink
 

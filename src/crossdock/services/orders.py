@@ -28,6 +28,7 @@ class NewOrder:
     lines: Sequence[tuple[str, int]]
     ship_to: ShipTo
     deliver_by: datetime | None = None
+    node_id: str | None = None  # sold in person at this node: its stock, no routing
 
 
 def channel_of(ledger: Ledger, channel_id: str) -> Channel:
@@ -118,20 +119,29 @@ def ingest_order(uow: UnitOfWork, cmd: NewOrder, allocator: Allocator = nearest_
     )
     emit(uow, order, ev.ORDER_RECEIVED)
     uow.add_history(order, "received", {})
-    allocate(uow, ledger, order, channel, allocator)
+    allocate(uow, ledger, order, channel, allocator, only_node=cmd.node_id)
     uow.insert_order(order)  # once, with its allocation: history and events are written after it
     ledger.flush()
     return order, True
 
 
 def allocate(
-    uow: UnitOfWork, ledger: Ledger, order: Order, channel: Channel, allocator: Allocator = nearest_first
+    uow: UnitOfWork,
+    ledger: Ledger,
+    order: Order,
+    channel: Channel,
+    allocator: Allocator = nearest_first,
+    only_node: str | None = None,
 ) -> list[Pick]:
-    """Holds what the channel's nodes can give for the order's open lines; the rest stays backordered."""
+    """Holds what the channel's nodes (or `only_node`) can give for the order's open lines; the rest
+    stays backordered."""
     lines = order.open_lines()
     if not lines:
         return []
-    nodes = [ledger.catalog.nodes[n] for n in channel.node_ids if n in ledger.catalog.nodes]
+    if only_node is not None and only_node not in ledger.catalog.nodes:
+        raise UnknownReference(f"unknown node {only_node}", node_id=only_node)
+    names = [only_node] if only_node is not None else channel.node_ids
+    nodes = [ledger.catalog.nodes[n] for n in names if n in ledger.catalog.nodes]
     free = {(sku, n.node_id): ledger.free(sku, n.node_id) for sku, _ in lines for n in nodes}
     st = order.ship_to
     destination = (st.lat, st.lon) if st.lat is not None and st.lon is not None else None

@@ -20,6 +20,7 @@ from crossdock.domain.reservation import Hold, HoldLine, HoldStatus
 from crossdock.services.ports import Claim, LockedSkus, StoredResponse
 from crossdock.store.audit_tables import AuditTables
 from crossdock.store.auth_tables import AuthTables
+from crossdock.store.channel_tables import ChannelTables
 from crossdock.store.clock import from_text, to_text
 from crossdock.store.event_tables import EventTables
 from crossdock.store.sql import dumps, in_list
@@ -34,7 +35,7 @@ class CatalogCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables):
+class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, ChannelTables):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
         super().__init__(conn, dialect, now)
         self._cache = cache

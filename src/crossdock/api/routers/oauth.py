@@ -11,9 +11,9 @@ from urllib.parse import parse_qs, unquote
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from crossdock.api.auth import TOKEN_PATH, Guard, Refused
+from crossdock.api.auth import TOKEN_PATH, Guard
 from crossdock.api.client_schemas import TokenOut
-from crossdock.api.problems import responses
+from crossdock.api.problems import Refused, responses
 from crossdock.api.tokens import JWKS_MAX_AGE, REFRESH_SECONDS
 from crossdock.api.writes import json_response
 from crossdock.domain.clients import ApiClient, parse_scopes

@@ -1,0 +1,1 @@
+"""The built-in sales-channel connectors (registered as `crossdock.connectors` entry points)."""

@@ -1,0 +1,174 @@
+"""The connector SDK: what an adapter for a sales channel implements, and the canonical shapes it
+speaks in. Crossdock's core never sees a channel's own payloads; a connector turns them into these.
+
+A channel connector, for one configured channel (`Channel.config` holds its credentials):
+- verifies an inbound webhook with the channel's own signature scheme (`verify`) and turns it into
+  canonical orders, cancellations and refunds (`parse`), naming the channel's event id (repeats are
+  dropped) and when the change happened (older news about an order than what was seen is dropped);
+- pushes sellable quantities in bulk (`push`), at most `max_batch` per call, and reads the
+  channel's current quantities back (`read`) for reconciliation;
+- optionally, for a channel without webhooks, polls orders (`PollingChannel`); for a channel whose
+  webhooks only name what changed, fetches the orders they name (`FetchingChannel`).
+
+Connectors are found through the `crossdock.connectors` entry-point group (`connectors.registry`):
+a package adds a channel type without touching Crossdock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar, Protocol, runtime_checkable
+
+import httpx
+
+from crossdock.domain.catalog import Channel
+from crossdock.domain.order import ShipTo
+
+
+class SignatureError(Exception):
+    """The webhook is not signed by the channel (or the signature is stale): refuse it, 401."""
+
+
+class PayloadError(Exception):
+    """The webhook is signed but says something Crossdock cannot take (the message says why)."""
+
+
+class ConfigError(Exception):
+    """The channel's `config` lacks what the connector needs (the message names it)."""
+
+
+class ChannelError(Exception):
+    """A channel's API refused or failed a call. `retry_after`: seconds the channel asked to wait;
+    `permanent`: retrying the same call cannot succeed (bad credentials, unknown item)."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent
+
+
+@dataclass(frozen=True, slots=True)
+class RawWebhook:
+    """A webhook as it arrived: the URL the channel called, headers with lower-case names, the
+    body byte for byte (signatures are over the exact bytes)."""
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelOrder:
+    """An order as Crossdock takes it in. `node_id`: the node it was sold at in person (a store's
+    point of sale): its stock leaves that node and no routing happens."""
+
+    external_id: str
+    lines: tuple[Line, ...]
+    ship_to: ShipTo
+    deliver_by: datetime | None = None
+    node_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Cancellation:
+    external_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """Money given back for (some of) an order. `restock`: lines that go back on the shelf."""
+
+    external_id: str
+    refund_id: str
+    restock: tuple[Line, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """What one webhook says. `event_id`: the channel's id of this delivery (a repeat is dropped);
+    `occurred_at`: when the channel says the change happened (a change older than one already
+    taken for the same order is dropped); `ignored`: why nothing is taken (a ping, an unused topic)."""
+
+    topic: str
+    event_id: str | None = None
+    occurred_at: datetime | None = None
+    orders: tuple[ChannelOrder, ...] = ()
+    cancellations: tuple[Cancellation, ...] = ()
+    refunds: tuple[Refund, ...] = ()
+    ignored: str | None = None
+    # A thin webhook names what changed without saying it: the channel's ids of the orders to fetch
+    # (`FetchingChannel.fetch`) before anything is taken in.
+    to_fetch: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityUpdate:
+    """A SKU's sellable quantity for the channel. `sequence` grows with every change of the SKU: a
+    connector that sees an older one after a newer one drops it."""
+
+    sku: str
+    available: int
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class PushResult:
+    """What a push did: SKUs the channel took, and SKUs it refused for good (with why)."""
+
+    accepted: tuple[str, ...] = ()
+    rejected: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ChannelConnector(Protocol):
+    kind: ClassVar[str]  # the channel type it serves: "shopify", "woocommerce", ...
+    max_batch: ClassVar[int]  # most quantity updates in one push call
+
+    def __init__(self, channel: Channel, http: httpx.AsyncClient) -> None: ...
+
+    def verify(self, webhook: RawWebhook) -> None:
+        """Raises SignatureError unless the channel signed this webhook."""
+
+    def parse(self, webhook: RawWebhook) -> Inbound:
+        """The webhook's meaning; raises PayloadError with a reason when it cannot be taken."""
+
+    async def push(self, updates: Sequence[QuantityUpdate]) -> PushResult:
+        """Sets these sellable quantities at the channel; raises ChannelError when the call fails."""
+
+    async def read(self, skus: Sequence[str]) -> dict[str, int]:
+        """The quantities the channel shows now for these SKUs (those it knows)."""
+
+
+@runtime_checkable
+class PollingChannel(Protocol):
+    """A channel without order webhooks: Crossdock asks for what changed since `cursor`."""
+
+    async def poll_orders(self, cursor: str | None) -> tuple[Sequence[Inbound], str]:
+        """Orders changed since `cursor` (None: from the start), and the cursor to resume from."""
+
+
+@runtime_checkable
+class FetchingChannel(Protocol):
+    """A channel whose webhooks only name the orders that changed (BigCommerce, Square)."""
+
+    async def fetch(self, inbound: Inbound) -> Inbound:
+        """`inbound` with the orders, cancellations and refunds of `inbound.to_fetch` filled in from
+        the channel's API (and `to_fetch` emptied); ChannelError when the API fails."""
+
+
+def config_text(channel: Channel, key: str) -> str:
+    """A required text setting of the channel's `config`."""
+    value = channel.config.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"channel {channel.channel_id!r} has no {key!r} in its config")
+    return value

@@ -1,0 +1,313 @@
+"""Sellable quantities out to every channel, within a second of the change.
+
+Two parts, both in the relay:
+- the feed follows `inventory.ats_changed` in the outbox and writes, per (channel, SKU), the newest
+  quantity to show (`channel_stock`; a newer sequence always wins, so repeats and reordering change
+  nothing). Coalescing is free: a SKU that changed 50 times since the last push is one row.
+- a pusher per channel (leased, so one relay pushes a channel at a time) sends what the channel has
+  not taken yet, oldest change first, in batches of its connector's size. A failing channel backs
+  off, and after FAILURES_TO_PAUSE failures in a row its circuit opens for a while: it never slows
+  the others, each having its own task. A pusher also reconciles its channel now and then: it reads
+  what the channel shows, compares with what it should show, and pushes again what drifted.
+
+Everything the pushers need is in the database, so a crash loses nothing: a restarted relay picks
+up the rows the channel has not taken.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any
+
+import httpx
+import structlog
+
+from crossdock.connectors.registry import channel_connectors
+from crossdock.connectors.sdk import ChannelConnector, ChannelError, ConfigError, QuantityUpdate
+from crossdock.domain import events as ev
+from crossdock.domain.catalog import Channel
+from crossdock.domain.channel_stock import DesiredStock
+from crossdock.events.outbox import StoredEvent
+from crossdock.events.relay import LEASE, Backoff, Relay
+from crossdock.services import queries
+
+log = structlog.get_logger()
+
+FEED_BATCH = 2000
+LOOK_EVERY = 1.0  # seconds between looks at the channel list and at a quiet channel's queue
+FAILURES_TO_PAUSE = 5  # failures in a row that open a channel's circuit
+RECONCILE_PAGE = 500
+
+
+@dataclass(frozen=True, slots=True)
+class SyncSettings:
+    reconcile_every: timedelta = timedelta(hours=1)
+    timeout: float = 15.0
+    pause: timedelta = timedelta(seconds=60)  # how long an open circuit stays open before a call tries again
+
+
+Connect = Callable[[Channel, httpx.AsyncClient], ChannelConnector | None]
+
+
+def installed_connector(channel: Channel, http: httpx.AsyncClient) -> ChannelConnector | None:
+    kind = channel_connectors().get(str(channel.type))
+    return kind(channel, http) if kind is not None else None
+
+
+class ChannelSync:
+    name = "channel-sync"
+
+    def __init__(self, settings: SyncSettings | None = None, connect: Connect = installed_connector) -> None:
+        self.settings = settings or SyncSettings()
+        self.connect = connect
+        self.pushers: dict[str, asyncio.Task[None]] = {}
+        self._kick: dict[str, asyncio.Event] = {}
+
+    async def run(self, relay: Relay) -> None:
+        async with httpx.AsyncClient(timeout=self.settings.timeout) as http:
+            try:
+                await asyncio.gather(self._feed(relay), self._follow_channels(relay, http))
+            finally:
+                for task in self.pushers.values():
+                    task.cancel()
+                await asyncio.gather(*self.pushers.values(), return_exceptions=True)
+                self.pushers.clear()
+
+    # -- the feed ---------------------------------------------------------------------------------
+    async def _feed(self, relay: Relay) -> None:
+        # From the end on a first start: what is there already reaches channels by reconciliation.
+        cursor = relay.cursor(self.name, start_at_end=True)
+        backoff = Backoff()
+        while True:
+            if not await cursor.acquire():
+                await asyncio.sleep(LEASE.total_seconds() / 3)
+                continue
+            since = relay.generation
+            try:
+                page = await relay.read(cursor.position, FEED_BATCH, types={ev.ATS_CHANGED})
+                if page.events:
+                    await relay.write(partial(_record, rows=_desired(page.events)))
+                    for event in page.events:
+                        self._kick.setdefault(_channel_of(event), asyncio.Event()).set()
+                await cursor.advance(page.next)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("channel sync feed failed")
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            if not page.events:
+                await relay.idle(since)
+
+    # -- pushers ----------------------------------------------------------------------------------
+    async def _follow_channels(self, relay: Relay, http: httpx.AsyncClient) -> None:
+        while True:
+            channels: dict[str, Channel] = (await relay.reading(lambda uow: uow.catalog())).channels
+            for channel_id, task in list(self.pushers.items()):
+                if channel_id not in channels or task.done():
+                    task.cancel()
+                    del self.pushers[channel_id]
+            for channel_id in channels:
+                if channel_id not in self.pushers:
+                    kick = self._kick.setdefault(channel_id, asyncio.Event())
+                    pusher = Pusher(relay, http, channel_id, self.connect, self.settings, kick)
+                    self.pushers[channel_id] = asyncio.create_task(pusher.run())
+            await asyncio.sleep(LOOK_EVERY)
+
+
+class Pusher:
+    """Keeps one channel showing what it should."""
+
+    def __init__(
+        self,
+        relay: Relay,
+        http: httpx.AsyncClient,
+        channel_id: str,
+        connect: Connect,
+        settings: SyncSettings,
+        kick: asyncio.Event,
+    ) -> None:
+        self.relay = relay
+        self.http = http
+        self.channel_id = channel_id
+        self.connect = connect
+        self.settings = settings
+        self.kick = kick
+        self.lease = relay.cursor(f"{ChannelSync.name}:{channel_id}")
+        self.backoff = Backoff(first=0.5, most=4.0)
+        self.reconciled_at = 0.0  # monotonic: reconcile at the first chance
+        self._settings: tuple[Channel, dict[str, object]] | None = None
+        self._current: ChannelConnector | None = None
+
+    async def run(self) -> None:
+        while True:
+            if not await self.lease.acquire():
+                await asyncio.sleep(LEASE.total_seconds() / 3)
+                continue
+            channel = (await self.relay.reading(lambda uow: uow.catalog())).channels.get(self.channel_id)
+            connector = self._connector(channel)
+            if connector is None:  # no connector for this type (yet): nothing to push to
+                await asyncio.sleep(LOOK_EVERY * 5)
+                continue
+            state = await self.relay.reading(partial(_status, channel_id=self.channel_id))
+            paused = state["paused_until"]
+            if paused is not None and paused > self.relay.clock():
+                await asyncio.sleep(min(LOOK_EVERY * 5, (paused - self.relay.clock()).total_seconds()))
+                continue
+            try:
+                if time.monotonic() - self.reconciled_at > self.settings.reconcile_every.total_seconds():
+                    await self.reconcile(connector)
+                pushed = await self.push_once(connector)
+            except ChannelError as exc:
+                await self._failed(state["failures"] + 1, str(exc), exc.retry_after)
+                continue
+            except ConfigError as exc:
+                await self._failed(FAILURES_TO_PAUSE, str(exc), None)
+                continue
+            self.backoff.reset()
+            if not pushed:
+                self.kick.clear()
+                await _wait(self.kick, LOOK_EVERY)
+
+    def _connector(self, channel: Channel | None) -> ChannelConnector | None:
+        """The channel's connector, kept while its settings stay the same (its caches of the
+        channel's item ids are worth keeping)."""
+        if channel is None:
+            return None
+        settings = (channel, dict(channel.config))
+        if self._settings != settings:
+            self._settings, self._current = settings, self.connect(channel, self.http)
+        return self._current
+
+    async def push_once(self, connector: ChannelConnector) -> int:
+        rows: list[DesiredStock] = await self.relay.reading(
+            partial(_pending, channel_id=self.channel_id, limit=connector.max_batch)
+        )
+        if not rows:
+            return 0
+        result = await connector.push([QuantityUpdate(r.sku, r.available, r.sequence) for r in rows])
+        # Neither accepted nor refused: the connector had pushed a newer value already (superseded).
+        pushed = [(r.sku, r.sequence) for r in rows if r.sku not in result.rejected]
+        await self.relay.write(partial(_mark, channel_id=self.channel_id, pushed=pushed, refused=dict(result.rejected)))
+        return len(rows)
+
+    async def reconcile(self, connector: ChannelConnector) -> dict[str, Any]:
+        """Compares what the channel shows with what it should show, SKU by SKU, and queues again
+        what differs; queues SKUs never pushed to it (a new channel: its first full sync). A SKU the
+        channel does not show (unknown there, or a channel that cannot be read) is not drift."""
+        checked, drift, after = 0, 0, ""
+        samples: list[dict[str, Any]] = []
+        while True:
+            page = await self.relay.reading(
+                partial(queries.channel_inventory, channel_id=self.channel_id, after=after, limit=RECONCILE_PAGE)
+            )
+            items: list[dict[str, Any]] = page["items"]
+            if items:
+                skus = [i["sku"] for i in items]
+                shown = await connector.read(skus)
+                known = await self.relay.reading(partial(_stocked, channel_id=self.channel_id, skus=skus))
+                wrong = [i for i in items if shown.get(i["sku"], i["available_to_sell"]) != i["available_to_sell"]]
+                new = [i for i in items if i["sku"] not in known and i not in wrong]
+                if wrong or new:
+                    await self.relay.write(partial(_requeue, channel_id=self.channel_id, items=wrong + new))
+                checked += len(items)
+                drift += len(wrong)
+                samples += [
+                    {"sku": i["sku"], "shown": shown[i["sku"]], "should_be": i["available_to_sell"]}
+                    for i in wrong[: max(0, 10 - len(samples))]
+                ]
+            if page["next"] is None:
+                break
+            after = page["next"]
+        report = {"checked": checked, "drift": drift, "samples": samples}
+        await self.relay.write(partial(_save_report, channel_id=self.channel_id, report=report))
+        self.reconciled_at = time.monotonic()
+        if drift:
+            log.warning("channel drift corrected", channel_id=self.channel_id, drift=drift, checked=checked)
+        return report
+
+    async def _failed(self, failures: int, error: str, retry_after: float | None) -> None:
+        """Backs off (0.5, 1, 2, 4 s, or what the channel asked); after FAILURES_TO_PAUSE failures in
+        a row the circuit opens: the channel is left alone for `pause`, then one call tries again."""
+        pause = self.settings.pause.total_seconds()
+        paused = failures >= FAILURES_TO_PAUSE
+        wait = pause if paused else min(self.backoff.next(), pause)
+        if retry_after is not None:
+            wait = max(wait, retry_after * random.uniform(1.0, 1.2))
+        until = self.relay.clock() + timedelta(seconds=wait) if paused else None
+        await self.relay.write(partial(_note_failure, channel_id=self.channel_id, error=error, paused_until=until))
+        log.warning("channel push failed", channel_id=self.channel_id, error=error, failures=failures)
+        await asyncio.sleep(wait)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    await asyncio.wait([asyncio.ensure_future(event.wait())], timeout=timeout)
+
+
+def _channel_of(event: StoredEvent) -> str:
+    return str(event.cloudevent()["data"]["channel_id"])
+
+
+def _desired(events: Sequence[StoredEvent]) -> list[DesiredStock]:
+    """The newest quantity per (channel, SKU) in this page of events."""
+    newest: dict[tuple[str, str], DesiredStock] = {}
+    for event in events:
+        ce = event.cloudevent()
+        data = ce["data"]
+        row = DesiredStock(data["channel_id"], data["sku"], int(data["after"]), event.sequence, _time(ce["time"]))
+        key = (row.channel_id, row.sku)
+        if key not in newest or newest[key].sequence < row.sequence:
+            newest[key] = row
+    return list(newest.values())
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# Jobs on the database (module-level, so that they can be pickled to a writer process).
+
+
+def _record(uow: Any, *, rows: list[DesiredStock]) -> None:
+    uow.record_desired(rows)
+
+
+def _pending(uow: Any, *, channel_id: str, limit: int) -> list[DesiredStock]:
+    rows: list[DesiredStock] = uow.pending_stock(channel_id, limit)
+    return rows
+
+
+def _stocked(uow: Any, *, channel_id: str, skus: list[str]) -> set[str]:
+    found: set[str] = uow.stocked_skus(channel_id, skus)
+    return found
+
+
+def _mark(uow: Any, *, channel_id: str, pushed: list[tuple[str, int]], refused: dict[str, str]) -> None:
+    uow.mark_pushed(channel_id, pushed, refused)
+
+
+def _requeue(uow: Any, *, channel_id: str, items: list[dict[str, Any]]) -> None:
+    sequences = uow.sku_sequences([i["sku"] for i in items])
+    uow.reset_desired(
+        [DesiredStock(channel_id, i["sku"], i["available_to_sell"], sequences.get(i["sku"], 0), uow.now) for i in items]
+    )
+
+
+def _save_report(uow: Any, *, channel_id: str, report: dict[str, Any]) -> None:
+    uow.save_reconciliation(channel_id, report)
+
+
+def _note_failure(uow: Any, *, channel_id: str, error: str, paused_until: datetime | None) -> None:
+    uow.note_sync_failure(channel_id, error, paused_until)
+
+
+def _status(uow: Any, *, channel_id: str) -> dict[str, Any]:
+    status: dict[str, Any] = uow.sync_status(channel_id)
+    return status

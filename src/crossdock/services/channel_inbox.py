@@ -1,0 +1,117 @@
+"""Taking in what a channel's webhook says, once: a delivery seen before is dropped; news about an
+order older than what was already taken for it is dropped (channels retry, and deliver out of
+order); new orders are ingested (idempotent on the channel's order id anyway), cancellations
+cancel, a sale at a store's point of sale leaves that store's shelf at once.
+
+Refunds are recorded with the delivery; their restock lines are not put back on hand here, because
+a refund does not say the goods are back on a shelf yet: the node's return receipt does that (an
+inventory adjustment with reason `return`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from crossdock.connectors.postal import locate
+from crossdock.connectors.sdk import ChannelOrder, Inbound
+from crossdock.domain.errors import InvalidTransition
+from crossdock.domain.order import OrderStatus, ShipTo
+from crossdock.services.orders import NewOrder, cancel_order, ingest_order, ship_order
+from crossdock.services.ports import UnitOfWork
+from crossdock.store.clock import to_text
+
+IN_STORE = "in_store"  # the carrier of a sale handed over at the counter
+
+
+class InboxStore(UnitOfWork, Protocol):
+    def seen_delivery(self, channel_id: str, event_id: str) -> bool: ...
+    def record_delivery(self, channel_id: str, event_id: str, topic: str, outcome: dict[str, Any]) -> None: ...
+    def order_version(self, channel_id: str, external_id: str) -> str | None: ...
+    def set_order_version(self, channel_id: str, external_id: str, occurred_at: datetime) -> None: ...
+
+
+def take_in(uow: InboxStore, channel_id: str, inbound: Inbound) -> dict[str, Any]:
+    """Applies one webhook's meaning in this unit of work; answers what was done."""
+    if inbound.event_id is not None and uow.seen_delivery(channel_id, inbound.event_id):
+        return {"status": "duplicate", "topic": inbound.topic}
+    outcome: dict[str, Any] = {"status": "ignored" if inbound.ignored else "applied", "topic": inbound.topic}
+    if inbound.ignored:
+        outcome["reason"] = inbound.ignored
+    fresh = _freshness(uow, channel_id, inbound.occurred_at)
+    taken: list[dict[str, Any]] = []
+    for order in inbound.orders:
+        if fresh(order.external_id):
+            taken.append(_take_order(uow, channel_id, order))
+    for cancellation in inbound.cancellations:
+        if fresh(cancellation.external_id):
+            taken.append(_cancel(uow, channel_id, cancellation.external_id, cancellation.reason))
+    refunds = [
+        {"external_id": r.external_id, "refund_id": r.refund_id, "restock_lines": len(r.restock)}
+        for r in inbound.refunds
+    ]
+    stale = [e for e in (o.external_id for o in inbound.orders) if not fresh(e)]
+    stale += [c.external_id for c in inbound.cancellations if not fresh(c.external_id)]
+    if taken:
+        outcome["orders"] = taken
+    if refunds:
+        outcome["refunds"] = refunds
+    if stale and not taken:
+        outcome["status"] = "stale"
+    if stale:
+        outcome["stale"] = sorted(set(stale))
+    if inbound.event_id is not None:
+        uow.record_delivery(channel_id, inbound.event_id, inbound.topic, outcome)
+    return outcome
+
+
+def _freshness(uow: InboxStore, channel_id: str, occurred_at: datetime | None) -> Callable[[str], bool]:
+    """Whether news about an order is newer than what was taken for it; remembers it when it is.
+    Without a time from the channel every delivery counts as news."""
+    if occurred_at is None:
+        return lambda _: True
+    when = to_text(occurred_at)
+    decided: dict[str, bool] = {}
+
+    def fresh(external_id: str) -> bool:
+        if external_id not in decided:
+            seen = uow.order_version(channel_id, external_id)
+            # Equal times cannot be ordered (many channels stamp whole seconds): both count as news.
+            decided[external_id] = seen is None or seen <= when
+            if decided[external_id]:
+                uow.set_order_version(channel_id, external_id, occurred_at)
+        return decided[external_id]
+
+    return fresh
+
+
+def _take_order(uow: InboxStore, channel_id: str, order: ChannelOrder) -> dict[str, Any]:
+    ship_to = order.ship_to
+    if ship_to.lat is None and (where := locate(ship_to.postal_code, ship_to.country)):
+        ship_to = ShipTo(ship_to.postal_code, ship_to.country, *where)
+    lines = [(ln.sku, ln.quantity) for ln in order.lines]
+    taken, created = ingest_order(
+        uow, NewOrder(channel_id, order.external_id, lines, ship_to, order.deliver_by, order.node_id)
+    )
+    if created and order.node_id is not None:
+        # Sold at the counter: what the store had goes out of the door now.
+        handed = [(a.sku, a.quantity) for a in taken.allocations if a.node_id == order.node_id and a.quantity]
+        if handed:
+            taken = ship_order(uow, taken.order_id, order.node_id, handed, IN_STORE, "")
+    return {"external_id": order.external_id, "order_id": taken.order_id, "status": str(taken.status), "new": created}
+
+
+def _cancel(uow: InboxStore, channel_id: str, external_id: str, reason: str) -> dict[str, Any]:
+    order_id = uow.find_order_id(channel_id, external_id)
+    if order_id is None:
+        return {"external_id": external_id, "order_id": None, "status": "unknown order: nothing to cancel"}
+    order = uow.get_order(order_id)
+    assert order is not None
+    if order.status == OrderStatus.CANCELLED:
+        return {"external_id": external_id, "order_id": order_id, "status": str(order.status)}
+    try:
+        cancelled = cancel_order(uow, order_id, reason)
+    except InvalidTransition as exc:  # shipped already: the channel's cancellation comes too late
+        return {"external_id": external_id, "order_id": order_id, "status": str(order.status), "refused": exc.detail}
+    return {"external_id": external_id, "order_id": order_id, "status": str(cancelled.status)}

@@ -1,0 +1,165 @@
+"""Channels: what their webhooks brought in (deliveries already taken, each order's newest change),
+and the sellable quantities going out to them (the newest to show, the newest they took, their
+sync state)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import orjson
+
+from crossdock.domain.channel_stock import DesiredStock
+from crossdock.store.clock import from_text, to_text
+from crossdock.store.sql import Sql, dumps, in_list
+
+
+class ChannelTables(Sql):
+    def seen_delivery(self, channel_id: str, event_id: str) -> bool:
+        r = self.one(
+            "SELECT 1 FROM channel_inbox WHERE channel_id = :c AND event_id = :e", {"c": channel_id, "e": event_id}
+        )
+        return r is not None
+
+    def record_delivery(self, channel_id: str, event_id: str, topic: str, outcome: dict[str, Any]) -> None:
+        self.x(
+            "INSERT INTO channel_inbox (channel_id, event_id, topic, received_at, outcome)"
+            " VALUES (:c, :e, :t, :now, :o)",
+            {"c": channel_id, "e": event_id, "t": topic, "now": self.now_text, "o": dumps(outcome)},
+        )
+
+    def order_version(self, channel_id: str, external_id: str) -> str | None:
+        r = self.one(
+            "SELECT occurred_at FROM channel_order_versions WHERE channel_id = :c AND external_id = :e",
+            {"c": channel_id, "e": external_id},
+        )
+        return r[0] if r else None
+
+    def set_order_version(self, channel_id: str, external_id: str, occurred_at: datetime) -> None:
+        self.x(
+            "INSERT INTO channel_order_versions (channel_id, external_id, occurred_at) VALUES (:c, :e, :t)"
+            " ON CONFLICT (channel_id, external_id) DO UPDATE SET occurred_at = excluded.occurred_at",
+            {"c": channel_id, "e": external_id, "t": to_text(occurred_at)},
+        )
+
+    def compact_channel_inbox(self, older_than: datetime, limit: int) -> int:
+        """Forgets deliveries past the retention period (channels stop retrying long before)."""
+        rows = self.all(
+            "SELECT channel_id, event_id FROM channel_inbox WHERE received_at < :before LIMIT :n",
+            {"before": to_text(older_than), "n": limit},
+        )
+        keys = [{"c": r[0], "e": r[1]} for r in rows]
+        return self.many("DELETE FROM channel_inbox WHERE channel_id = :c AND event_id = :e", keys)
+
+    # -- sellable quantities out ------------------------------------------------------------------
+    def record_desired(self, rows: Sequence[DesiredStock]) -> None:
+        """The newest quantity to show per (channel, SKU); an older sequence never replaces a newer."""
+        self.many(
+            "INSERT INTO channel_stock (channel_id, sku, available, sequence, changed_at)"
+            " VALUES (:c, :sku, :q, :seq, :at) ON CONFLICT (channel_id, sku) DO UPDATE SET"
+            " available = excluded.available, sequence = excluded.sequence, changed_at = excluded.changed_at,"
+            " refused = NULL WHERE channel_stock.sequence < excluded.sequence",
+            [_desired(r) for r in rows],
+        )
+
+    def reset_desired(self, rows: Sequence[DesiredStock]) -> None:
+        """Quantities to push again whatever was pushed (a reconciliation found the channel wrong)."""
+        self.many(
+            "INSERT INTO channel_stock (channel_id, sku, available, sequence, changed_at)"
+            " VALUES (:c, :sku, :q, :seq, :at) ON CONFLICT (channel_id, sku) DO UPDATE SET"
+            " available = excluded.available, changed_at = excluded.changed_at, pushed_sequence = NULL,"
+            " refused = NULL, sequence = CASE WHEN channel_stock.sequence > excluded.sequence"
+            " THEN channel_stock.sequence ELSE excluded.sequence END",
+            [_desired(r) for r in rows],
+        )
+
+    def pending_stock(self, channel_id: str, limit: int) -> list[DesiredStock]:
+        rows = self.all(
+            f"SELECT sku, available, sequence, changed_at FROM channel_stock WHERE channel_id = :c AND {_PENDING}"
+            " ORDER BY changed_at LIMIT :n",
+            {"c": channel_id, "n": limit},
+        )
+        return [DesiredStock(channel_id, r[0], int(r[1]), int(r[2]), from_text(r[3])) for r in rows]
+
+    def mark_pushed(self, channel_id: str, pushed: Sequence[tuple[str, int]], refused: Mapping[str, str]) -> None:
+        self.many(
+            "UPDATE channel_stock SET pushed_sequence = :seq, pushed_at = :now WHERE channel_id = :c AND sku = :sku"
+            " AND (pushed_sequence IS NULL OR pushed_sequence < :seq)",
+            [{"c": channel_id, "sku": sku, "seq": seq, "now": self.now_text} for sku, seq in pushed],
+        )
+        self.many(
+            "UPDATE channel_stock SET refused = :why WHERE channel_id = :c AND sku = :sku",
+            [{"c": channel_id, "sku": sku, "why": why[:500]} for sku, why in refused.items()],
+        )
+        self._sync_state(channel_id, "last_push_at = :now, failures = 0, paused_until = NULL", {})
+
+    def note_sync_failure(self, channel_id: str, error: str, paused_until: datetime | None) -> None:
+        self._sync_state(
+            channel_id,
+            "last_error = :error, last_error_at = :now, failures = channel_sync_state.failures + 1,"
+            " paused_until = :until",
+            {"error": error[:500], "until": to_text(paused_until) if paused_until else None},
+        )
+
+    def save_reconciliation(self, channel_id: str, report: dict[str, Any]) -> None:
+        self._sync_state(channel_id, "reconciled_at = :now, reconciliation = :report", {"report": dumps(report)})
+
+    def _sync_state(self, channel_id: str, assignments: str, params: dict[str, Any]) -> None:
+        self.x(
+            "INSERT INTO channel_sync_state (channel_id) VALUES (:c) ON CONFLICT (channel_id) DO NOTHING",
+            {"c": channel_id},
+        )
+        self.x(
+            f"UPDATE channel_sync_state SET {assignments} WHERE channel_id = :c",
+            {"c": channel_id, "now": self.now_text, **params},
+        )
+
+    def sync_status(self, channel_id: str) -> dict[str, Any]:
+        counts = self.one(
+            f"SELECT COUNT(*), SUM(CASE WHEN {_PENDING} THEN 1 ELSE 0 END),"
+            " SUM(CASE WHEN refused IS NOT NULL THEN 1 ELSE 0 END),"
+            f" MIN(CASE WHEN {_PENDING} THEN changed_at END) FROM channel_stock WHERE channel_id = :c",
+            {"c": channel_id},
+        )
+        state = self.one(
+            "SELECT last_push_at, last_error, last_error_at, failures, paused_until, reconciled_at, reconciliation"
+            " FROM channel_sync_state WHERE channel_id = :c",
+            {"c": channel_id},
+        )
+        return {
+            "skus": int(counts[0]),
+            "pending": int(counts[1] or 0),
+            "refused": int(counts[2] or 0),
+            "oldest_pending_at": from_text(counts[3]) if counts[3] else None,
+            "last_push_at": from_text(state[0]) if state and state[0] else None,
+            "last_error": state[1] if state else None,
+            "last_error_at": from_text(state[2]) if state and state[2] else None,
+            "failures": int(state[3]) if state else 0,
+            "paused_until": from_text(state[4]) if state and state[4] else None,
+            "reconciled_at": from_text(state[5]) if state and state[5] else None,
+            "reconciliation": orjson.loads(state[6]) if state and state[6] else None,
+        }
+
+    def stocked_skus(self, channel_id: str, skus: Sequence[str]) -> set[str]:
+        """Which of these SKUs have a quantity to show on the channel already."""
+        if not skus:
+            return set()
+        names, params = in_list("s", list(skus))
+        rows = self.all(
+            f"SELECT sku FROM channel_stock WHERE channel_id = :c AND sku IN {names}", {"c": channel_id, **params}
+        )
+        return {r[0] for r in rows}
+
+    def sku_sequences(self, skus: Sequence[str]) -> dict[str, int]:
+        if not skus:
+            return {}
+        names, params = in_list("s", list(skus))
+        return {r[0]: int(r[1]) for r in self.all(f"SELECT sku, seq FROM skus WHERE sku IN {names}", params)}
+
+
+_PENDING = "refused IS NULL AND (pushed_sequence IS NULL OR pushed_sequence < sequence)"
+
+
+def _desired(r: DesiredStock) -> dict[str, Any]:
+    return {"c": r.channel_id, "sku": r.sku, "q": r.available, "seq": r.sequence, "at": to_text(r.changed_at)}

@@ -1,0 +1,170 @@
+"""Channels end to end over HTTP, with `custom` channels and fake storefronts: sellable quantities
+reach them within a second, a failing channel neither blocks nor slows another and catches up by
+itself, reconciliation corrects drift, and the channel's own signed webhooks bring orders in once."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from crossdock.connectors.fakes.server import FakeServer
+from crossdock.connectors.fakes.storefront import FakeStorefront
+from crossdock.events.webhooks import signing
+from tests.conftest import LiveServer
+from tests.world import NYC, seed
+
+LOOPBACK = "127.0.0.0/8"
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> float:
+    """Seconds until `check()` held; fails after `timeout`."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout, "timed out"
+        time.sleep(0.01)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def live(database_url: str) -> Iterator[LiveServer]:
+    with LiveServer(database_url, webhook_allow_private=LOOPBACK, channel_pause_seconds=1.0) as server:
+        yield server
+
+
+@pytest.fixture
+def http(live: LiveServer) -> Iterator[httpx.Client]:
+    with live.client() as client:
+        seed(client, {"TEE": {"wh-east": 5}, "MUG": {"wh-west": 2}})
+        yield client
+
+
+def storefront(http: httpx.Client, channel_id: str) -> tuple[FakeStorefront, FakeServer]:
+    shop = FakeStorefront()
+    server = FakeServer(shop).__enter__()
+    body = {
+        "type": "custom",
+        "name": channel_id,
+        "node_ids": ["wh-east", "wh-west"],
+        "config": {"push_url": f"{server.url}/push", "secret": shop.secret},
+    }
+    http.put(f"/v1/channels/{channel_id}", json=body).raise_for_status()
+    return shop, server
+
+
+def adjust(http: httpx.Client, sku: str, delta: int, node: str = "wh-east") -> None:
+    body = {"adjustments": [{"sku": sku, "node_id": node, "delta": delta, "reason": "receipt"}]}
+    http.post("/v1/inventory/adjustments", json=body).raise_for_status()
+
+
+def test_quantities_reach_a_channel_within_a_second_and_newest_wins(http: httpx.Client) -> None:
+    shop, server = storefront(http, "shop")
+    try:
+        # A new channel gets everything it should show (its first full sync).
+        eventually(lambda: shop.quantity("TEE") == 5 and shop.quantity("MUG") == 2)
+        for _ in range(10):
+            adjust(http, "TEE", 1)
+        took = eventually(lambda: shop.quantity("TEE") == 15)
+        assert took < 1.0, took
+        sequences = [seq for _, seq in shop.history("TEE")]
+        assert sequences == sorted(sequences)  # never an older value after a newer one
+        assert len(shop.history("TEE")) < 12  # coalesced: not one push per change
+        status = http.get("/v1/channels/shop/sync").json()
+        assert status["pending"] == 0 and status["lag_seconds"] == 0 and status["skus"] == 2
+        assert status["last_push_at"] is not None and status["failures"] == 0
+    finally:
+        server.__exit__()
+
+
+def test_a_failing_channel_does_not_hold_up_another_and_recovers(http: httpx.Client) -> None:
+    good, good_server = storefront(http, "good")
+    bad, bad_server = storefront(http, "bad")
+    try:
+        eventually(lambda: good.quantity("TEE") == 5 and bad.quantity("TEE") == 5)
+        bad.fail_next(8)  # more than the failures that pause it
+        adjust(http, "TEE", 2)
+        assert eventually(lambda: good.quantity("TEE") == 7) < 1.0
+        eventually(lambda: http.get("/v1/channels/bad/sync").json()["failures"] >= 5)
+        failing = http.get("/v1/channels/bad/sync").json()
+        assert failing["pending"] == 1 and failing["last_error"] and failing["lag_seconds"] > 0
+        adjust(http, "TEE", 1)
+        assert eventually(lambda: good.quantity("TEE") == 8) < 1.0  # still on time meanwhile
+        eventually(lambda: bad.quantity("TEE") == 8, timeout=30)  # by itself, once it answers again
+        assert http.get("/v1/channels/bad/sync").json()["failures"] == 0
+    finally:
+        good_server.__exit__()
+        bad_server.__exit__()
+
+
+def webhook(shop: FakeStorefront, body: dict[str, Any], event_id: str | None = None) -> dict[str, str]:
+    raw = httpx.Request("POST", "http://x", json=body).content
+    event_id = event_id or str(uuid.uuid4())
+    timestamp = int(time.time())
+    return {
+        "content-type": "application/json",
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signing.sign(shop.secret, event_id, timestamp, raw),
+    }
+
+
+def test_a_channels_signed_webhooks_bring_orders_in_once(http: httpx.Client, live: LiveServer) -> None:
+    shop, server = storefront(http, "shop")
+    try:
+        lines = [{"sku": "TEE", "quantity": 2}]
+        order = {"type": "order.created", "external_id": "S-1", "lines": lines, "ship_to": NYC}
+        raw = httpx.Request("POST", "http://x", json=order).content
+        headers = webhook(shop, order, "evt-1")
+        with live.anonymous() as channel:  # no bearer token: the signature is the credential
+            first = channel.post("/v1/channels/shop/webhooks", content=raw, headers=headers)
+            assert first.status_code == 200, first.text
+            assert first.json()["status"] == "applied" and first.json()["orders"][0]["new"] is True
+            repeat = channel.post("/v1/channels/shop/webhooks", content=raw, headers=headers)
+            assert repeat.json()["status"] == "duplicate"
+            tampered = raw.replace(b'"quantity":2', b'"quantity":9')
+            refused = channel.post("/v1/channels/shop/webhooks", content=tampered, headers=headers)
+            assert refused.status_code == 401 and refused.json()["type"].endswith("/invalid-signature")
+            unknown = channel.post("/v1/channels/nowhere/webhooks", content=raw, headers=headers)
+            assert unknown.status_code == 404
+            cancel = {"type": "order.cancelled", "external_id": "S-1", "reason": "changed mind"}
+            raw_cancel = httpx.Request("POST", "http://x", json=cancel).content
+            done = channel.post("/v1/channels/shop/webhooks", content=raw_cancel, headers=webhook(shop, cancel))
+            assert done.json()["orders"][0]["status"] == "cancelled"
+        orders = http.get("/v1/orders", params={"channel_id": "shop"}).json()["orders"]
+        assert [(o["external_id"], o["status"]) for o in orders] == [("S-1", "cancelled")]
+    finally:
+        server.__exit__()
+
+
+def test_reconciliation_finds_and_corrects_drift(database_url: str) -> None:
+    """Someone changes a quantity at the channel by hand: the next reconciliation reads it, puts
+    it right and reports the drift."""
+    from crossdock.connectors.fakes.woocommerce import FakeWooCommerce
+
+    woo = FakeWooCommerce()
+    tee = woo.add_product("TEE")
+    woo.add_product("MUG")
+    with (
+        FakeServer(woo) as shop_server,
+        LiveServer(database_url, webhook_allow_private=LOOPBACK, channel_reconcile_seconds=2) as live,
+        live.client() as http,
+    ):
+        seed(http, {"TEE": {"wh-east": 5}, "MUG": {"wh-west": 2}})
+        config = {
+            "api_url": shop_server.url,
+            "consumer_key": woo.consumer_key,
+            "consumer_secret": woo.consumer_secret,
+            "webhook_secret": "s3cret",
+        }
+        body = {"type": "woocommerce", "name": "Woo", "node_ids": ["wh-east", "wh-west"], "config": config}
+        http.put("/v1/channels/woo", json=body).raise_for_status()
+        eventually(lambda: woo.quantity("TEE") == 5 and woo.quantity("MUG") == 2)
+        woo.products[tee].stock_quantity = 99  # by hand, in the shop's admin
+        eventually(lambda: woo.quantity("TEE") == 5)
+        # The report of the reconciliation that found it (the next one is 2 s away).
+        report = http.get("/v1/channels/woo/sync").json()["reconciliation"]
+        assert report == {"checked": 2, "drift": 1, "samples": [{"sku": "TEE", "shown": 99, "should_be": 5}]}
