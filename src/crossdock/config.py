@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 1.0
     event_retention_hours: float = 168.0
     channel_reconcile_seconds: float = 3600.0  # how often each channel's quantities are compared
+    channel_poll_seconds: float = 60.0  # how often the orders of a channel without webhooks are polled
     channel_pause_seconds: float = 60.0  # a channel failing again and again is left alone this long
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "crossdock"

@@ -137,6 +137,21 @@ class BusinessCollector:
                 ratio.add_metric([endpoint], by_status.get("succeeded", 0) / total)
         yield attempts
         yield ratio
+        pending = GaugeMetricFamily(
+            "crossdock_channel_sync_pending",
+            "SKUs whose newest sellable quantity the channel has not taken yet",
+            labels=["channel"],
+        )
+        lag = GaugeMetricFamily(
+            "crossdock_channel_sync_lag_seconds",
+            "Seconds since the oldest sellable-quantity change the channel has not taken (0 in sync)",
+            labels=["channel"],
+        )
+        for channel_id, (waiting, seconds) in stats.channel_sync.items():
+            pending.add_metric([channel_id], waiting)
+            lag.add_metric([channel_id], seconds)
+        yield pending
+        yield lag
 
 
 class Metrics:

@@ -63,7 +63,12 @@ class ChannelIn(Strict):
         }
     )
 
-    type: Literal["shopify", "amazon", "woocommerce", "bigcommerce", "square", "meta", "custom"]
+    # Any installed connector's type (checked when the channel is put), not a fixed list.
+    type: str = Field(
+        description="shopify, amazon, woocommerce, bigcommerce, square, meta, custom, or the type of an"
+        " installed connector package",
+        examples=["shopify"],
+    )
     name: Annotated[str, Field(min_length=1, max_length=200)]
     node_ids: Annotated[list[Id], Field(max_length=500, description="Nodes that serve this channel, by priority")]
     buffer: BufferIn = Field(default_factory=BufferIn)

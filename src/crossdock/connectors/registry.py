@@ -1,6 +1,6 @@
 """Finding connectors: every `crossdock.connectors` entry point named `channel.<type>` is the
-connector class of that channel type. Crossdock's own are registered in its pyproject.toml; a
-separate package registers more the same way:
+connector class of that channel type, and `carrier.<name>` a carrier connector. Crossdock's own are
+registered in its pyproject.toml; a separate package registers more the same way:
 
     [project.entry-points."crossdock.connectors"]
     "channel.etsy" = "crossdock_etsy:EtsyConnector"
@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from functools import cache
 from importlib.metadata import entry_points
+from typing import Any
 
-from crossdock.connectors.sdk import ChannelConnector
+from crossdock.connectors.sdk import CarrierConnector, ChannelConnector
 
 GROUP = "crossdock.connectors"
 
@@ -19,10 +20,20 @@ GROUP = "crossdock.connectors"
 @cache
 def channel_connectors() -> dict[str, type[ChannelConnector]]:
     """Channel type -> connector class, for every installed connector."""
-    found: dict[str, type[ChannelConnector]] = {}
+    return _named("channel")
+
+
+@cache
+def carrier_connectors() -> dict[str, type[CarrierConnector]]:
+    """Carrier name -> connector class, for every installed carrier connector."""
+    return _named("carrier")
+
+
+def _named(kind: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
     for ep in entry_points(group=GROUP):
-        kind, _, name = ep.name.partition(".")
-        if kind == "channel" and name:
+        prefix, _, name = ep.name.partition(".")
+        if prefix == kind and name:
             found[name] = ep.load()
     return found
 

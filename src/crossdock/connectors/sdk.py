@@ -166,6 +166,57 @@ class FetchingChannel(Protocol):
         the channel's API (and `to_fetch` emptied); ChannelError when the API fails."""
 
 
+@dataclass(frozen=True, slots=True)
+class Parcel:
+    """What is to be shipped: one parcel from a node to a destination."""
+
+    from_postal_code: str
+    from_country: str
+    to_postal_code: str
+    to_country: str
+    weight_grams: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """A carrier's price and transit time for a parcel by one of its services."""
+
+    carrier: str
+    service: str
+    price: float
+    currency: str
+    transit_days: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TrackingUpdate:
+    """A carrier's news about a parcel (from its tracking webhook or API)."""
+
+    carrier: str
+    tracking_number: str
+    status: str  # pre_transit, in_transit, out_for_delivery, delivered, returned, failure, unknown
+    occurred_at: datetime | None
+    event_id: str | None = None
+    estimated_delivery: datetime | None = None
+
+
+@runtime_checkable
+class CarrierConnector(Protocol):
+    """A carrier or a carrier aggregator: rates for a parcel, tracking news in."""
+
+    kind: ClassVar[str]
+
+    async def rates(self, parcel: Parcel) -> list[Rate]:
+        """The services that can carry the parcel, with price and transit days; ChannelError when
+        the carrier's API fails."""
+
+    def verify(self, webhook: RawWebhook) -> None:
+        """Raises SignatureError unless the carrier signed this tracking webhook."""
+
+    def tracking(self, webhook: RawWebhook) -> list[TrackingUpdate]:
+        """The tracking news in a webhook; PayloadError when it cannot be read."""
+
+
 def config_text(channel: Channel, key: str) -> str:
     """A required text setting of the channel's `config`."""
     value = channel.config.get(key)

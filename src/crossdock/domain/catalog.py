@@ -14,6 +14,9 @@ class NodeType(StrEnum):
 
 
 class ChannelType(StrEnum):
+    """The channel types Crossdock has connectors for; an installed connector package adds more
+    (a channel's `type` is any connector's name)."""
+
     SHOPIFY = "shopify"
     AMAZON = "amazon"
     WOOCOMMERCE = "woocommerce"
@@ -60,7 +63,7 @@ class Buffer:
 @dataclass(frozen=True, slots=True)
 class Channel:
     channel_id: str
-    type: ChannelType
+    type: str  # a ChannelType, or the type of a connector installed from another package
     name: str
     node_ids: tuple[str, ...]
     buffer: Buffer = field(default_factory=Buffer)

@@ -4,8 +4,9 @@ Two parts, both in the relay:
 - the feed follows `inventory.ats_changed` in the outbox and writes, per (channel, SKU), the newest
   quantity to show (`channel_stock`; a newer sequence always wins, so repeats and reordering change
   nothing). Coalescing is free: a SKU that changed 50 times since the last push is one row.
-- a pusher per channel (leased, so one relay pushes a channel at a time) sends what the channel has
-  not taken yet, oldest change first, in batches of its connector's size. A failing channel backs
+- a worker per channel (leased, so one relay serves a channel at a time) pushes what the channel
+  has not taken yet, oldest change first, in batches of its connector's size, and polls the orders
+  of a channel without order webhooks (a PollingChannel) into the inbox. A failing channel backs
   off, and after FAILURES_TO_PAUSE failures in a row its circuit opens for a while: it never slows
   the others, each having its own task. A pusher also reconciles its channel now and then: it reads
   what the channel shows, compares with what it should show, and pushes again what drifted.
@@ -29,13 +30,21 @@ import httpx
 import structlog
 
 from crossdock.connectors.registry import channel_connectors
-from crossdock.connectors.sdk import ChannelConnector, ChannelError, ConfigError, QuantityUpdate
+from crossdock.connectors.sdk import (
+    ChannelConnector,
+    ChannelError,
+    ConfigError,
+    Inbound,
+    PollingChannel,
+    QuantityUpdate,
+)
 from crossdock.domain import events as ev
 from crossdock.domain.catalog import Channel
 from crossdock.domain.channel_stock import DesiredStock
 from crossdock.events.outbox import StoredEvent
 from crossdock.events.relay import LEASE, Backoff, Relay
 from crossdock.services import queries
+from crossdock.services.channel_inbox import take_in
 
 log = structlog.get_logger()
 
@@ -48,6 +57,7 @@ RECONCILE_PAGE = 500
 @dataclass(frozen=True, slots=True)
 class SyncSettings:
     reconcile_every: timedelta = timedelta(hours=1)
+    poll_every: timedelta = timedelta(minutes=1)  # orders of a channel that has no order webhooks
     timeout: float = 15.0
     pause: timedelta = timedelta(seconds=60)  # how long an open circuit stays open before a call tries again
 
@@ -66,7 +76,7 @@ class ChannelSync:
     def __init__(self, settings: SyncSettings | None = None, connect: Connect = installed_connector) -> None:
         self.settings = settings or SyncSettings()
         self.connect = connect
-        self.pushers: dict[str, asyncio.Task[None]] = {}
+        self.workers: dict[str, asyncio.Task[None]] = {}
         self._kick: dict[str, asyncio.Event] = {}
 
     async def run(self, relay: Relay) -> None:
@@ -74,10 +84,10 @@ class ChannelSync:
             try:
                 await asyncio.gather(self._feed(relay), self._follow_channels(relay, http))
             finally:
-                for task in self.pushers.values():
+                for task in self.workers.values():
                     task.cancel()
-                await asyncio.gather(*self.pushers.values(), return_exceptions=True)
-                self.pushers.clear()
+                await asyncio.gather(*self.workers.values(), return_exceptions=True)
+                self.workers.clear()
 
     # -- the feed ---------------------------------------------------------------------------------
     async def _feed(self, relay: Relay) -> None:
@@ -106,24 +116,24 @@ class ChannelSync:
             if not page.events:
                 await relay.idle(since)
 
-    # -- pushers ----------------------------------------------------------------------------------
+    # -- channel workers -------------------------------------------------------------------------
     async def _follow_channels(self, relay: Relay, http: httpx.AsyncClient) -> None:
         while True:
             channels: dict[str, Channel] = (await relay.reading(lambda uow: uow.catalog())).channels
-            for channel_id, task in list(self.pushers.items()):
+            for channel_id, task in list(self.workers.items()):
                 if channel_id not in channels or task.done():
                     task.cancel()
-                    del self.pushers[channel_id]
+                    del self.workers[channel_id]
             for channel_id in channels:
-                if channel_id not in self.pushers:
+                if channel_id not in self.workers:
                     kick = self._kick.setdefault(channel_id, asyncio.Event())
-                    pusher = Pusher(relay, http, channel_id, self.connect, self.settings, kick)
-                    self.pushers[channel_id] = asyncio.create_task(pusher.run())
+                    worker = ChannelWorker(relay, http, channel_id, self.connect, self.settings, kick)
+                    self.workers[channel_id] = asyncio.create_task(worker.run())
             await asyncio.sleep(LOOK_EVERY)
 
 
-class Pusher:
-    """Keeps one channel showing what it should."""
+class ChannelWorker:
+    """Keeps one channel showing what it should, and brings in its orders when it must be polled."""
 
     def __init__(
         self,
@@ -143,6 +153,7 @@ class Pusher:
         self.lease = relay.cursor(f"{ChannelSync.name}:{channel_id}")
         self.backoff = Backoff(first=0.5, most=4.0)
         self.reconciled_at = 0.0  # monotonic: reconcile at the first chance
+        self.polled_at = 0.0
         self._settings: tuple[Channel, dict[str, object]] | None = None
         self._current: ChannelConnector | None = None
 
@@ -164,6 +175,9 @@ class Pusher:
             try:
                 if time.monotonic() - self.reconciled_at > self.settings.reconcile_every.total_seconds():
                     await self.reconcile(connector)
+                due = time.monotonic() - self.polled_at > self.settings.poll_every.total_seconds()
+                if due and isinstance(connector, PollingChannel):
+                    await self.poll(connector)
                 pushed = await self.push_once(connector)
             except ChannelError as exc:
                 await self._failed(state["failures"] + 1, str(exc), exc.retry_after)
@@ -185,6 +199,15 @@ class Pusher:
         if self._settings != settings:
             self._settings, self._current = settings, self.connect(channel, self.http)
         return self._current
+
+    async def poll(self, connector: PollingChannel) -> int:
+        """Takes in the orders that changed at the channel since the last poll; the cursor moves in
+        the same transaction, so a crash repeats a poll (dropped as repeats) but never skips one."""
+        cursor = await self.relay.reading(partial(_poll_cursor, channel_id=self.channel_id))
+        found, after = await connector.poll_orders(cursor)
+        await self.relay.write(partial(_take_polled, channel_id=self.channel_id, found=list(found), cursor=after))
+        self.polled_at = time.monotonic()
+        return len(found)
 
     async def push_once(self, connector: ChannelConnector) -> int:
         rows: list[DesiredStock] = await self.relay.reading(
@@ -287,6 +310,17 @@ def _pending(uow: Any, *, channel_id: str, limit: int) -> list[DesiredStock]:
 def _stocked(uow: Any, *, channel_id: str, skus: list[str]) -> set[str]:
     found: set[str] = uow.stocked_skus(channel_id, skus)
     return found
+
+
+def _poll_cursor(uow: Any, *, channel_id: str) -> str | None:
+    cursor: str | None = uow.poll_cursor(channel_id)
+    return cursor
+
+
+def _take_polled(uow: Any, *, channel_id: str, found: list[Inbound], cursor: str) -> None:
+    for inbound in found:
+        take_in(uow, channel_id, inbound)
+    uow.save_poll_cursor(channel_id, cursor)
 
 
 def _mark(uow: Any, *, channel_id: str, pushed: list[tuple[str, int]], refused: dict[str, str]) -> None:

@@ -18,6 +18,7 @@ def start_relay(db: Database, settings: Settings) -> Relay | None:
         reconcile_every=timedelta(seconds=settings.channel_reconcile_seconds),
         timeout=settings.webhook_timeout_seconds,
         pause=timedelta(seconds=settings.channel_pause_seconds),
+        poll_every=timedelta(seconds=settings.channel_poll_seconds),
     )
     consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync)]
     if settings.nats_url:

@@ -102,6 +102,13 @@ class ChannelTables(Sql):
             {"error": error[:500], "until": to_text(paused_until) if paused_until else None},
         )
 
+    def poll_cursor(self, channel_id: str) -> str | None:
+        r = self.one("SELECT poll_cursor FROM channel_sync_state WHERE channel_id = :c", {"c": channel_id})
+        return r[0] if r else None
+
+    def save_poll_cursor(self, channel_id: str, cursor: str) -> None:
+        self._sync_state(channel_id, "poll_cursor = :cursor", {"cursor": cursor})
+
     def save_reconciliation(self, channel_id: str, report: dict[str, Any]) -> None:
         self._sync_state(channel_id, "reconciled_at = :now, reconciliation = :report", {"report": dumps(report)})
 

@@ -36,6 +36,8 @@ class BusinessStats:
     relay: RelayState
     # attempts in the last WEBHOOK_WINDOW: endpoint id -> status -> count
     webhook_attempts: dict[str, dict[str, int]] = field(default_factory=dict)
+    # channel id -> (SKUs whose newest quantity it has not taken, seconds since the oldest of them)
+    channel_sync: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def relay_state(uow: Any, now: datetime | None = None) -> RelayState:
@@ -76,4 +78,9 @@ def business_stats(uow: Any) -> BusinessStats:
             {"e": endpoint_id, "since": since},
         )
         attempts[endpoint_id] = {str(s): int(n) for s, n in rows}
-    return BusinessStats(by_status, open_lines, relay_state(uow, now), attempts)
+    sync: dict[str, tuple[int, float]] = {}
+    for (channel_id,) in uow.all("SELECT channel_id FROM channels ORDER BY channel_id"):
+        status = uow.sync_status(channel_id)  # the partial index of pending rows: cheap when in sync
+        oldest = status["oldest_pending_at"]
+        sync[channel_id] = (status["pending"], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+    return BusinessStats(by_status, open_lines, relay_state(uow, now), attempts, sync)

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from crossdock.domain.catalog import Buffer, Catalog, Channel, ChannelType, Node, NodeType, Sku
+from crossdock.domain.catalog import Buffer, Catalog, Channel, Node, NodeType, Sku
 from crossdock.domain.errors import Conflict, UnknownReference
 from crossdock.domain.order import Allocation, Order, OrderLine, OrderStatus, ShipTo
 from crossdock.domain.position import Movement, Position
@@ -68,7 +68,7 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
             channels = {
                 r[0]: Channel(
                     r[0],
-                    ChannelType(r[1]),
+                    r[1],
                     r[2],
                     tuple(orjson.loads(r[3])),
                     Buffer(r[4], r[5]),

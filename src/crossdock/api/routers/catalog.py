@@ -13,7 +13,8 @@ from crossdock.api.problems import responses
 from crossdock.api.schemas import ID_PATTERN, ChannelIn, NodeIn, SkuIn
 from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.connectors.postal import locate
-from crossdock.domain.catalog import Buffer, Channel, ChannelType, Node, NodeType, Sku
+from crossdock.connectors.registry import channel_connectors
+from crossdock.domain.catalog import Buffer, Channel, Node, NodeType, Sku
 from crossdock.domain.errors import InvalidRequest, NotFound
 from crossdock.services import catalog
 from crossdock.services.ports import UnitOfWork
@@ -94,9 +95,12 @@ async def put_channel(request: Request, body: ChannelIn, channel_id: PathId) -> 
     """Creates or replaces a channel: its nodes in priority order and its buffer."""
     if len(set(body.node_ids)) != len(body.node_ids):
         raise InvalidRequest("node_ids lists a node twice")
+    if body.type not in channel_connectors():
+        known = ", ".join(sorted(channel_connectors()))
+        raise InvalidRequest(f"no connector for channel type {body.type!r} is installed ({known})", field="type")
     channel = Channel(
         channel_id,
-        ChannelType(body.type),
+        body.type,
         body.name,
         tuple(body.node_ids),
         Buffer(body.buffer.units, float(body.buffer.percent)),

@@ -20,6 +20,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from crossdock.connectors.common import SequenceGate, merge_lines, raise_for_status, request, retry_after
 from crossdock.connectors.sdk import (
     Cancellation,
     ChannelError,
@@ -63,7 +64,7 @@ class BigCommerceConnector:
         if isinstance(location, bool) or not (isinstance(location, int) or str(location).isdigit()):
             raise ConfigError(f"channel {channel.channel_id!r} has location_id {location!r}, not a number")
         self.location_id = int(str(location))
-        self._pushed: dict[str, int] = {}  # SKU -> newest sequence the store took
+        self._gate = SequenceGate()
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -151,16 +152,9 @@ class BigCommerceConnector:
     # -- quantities ------------------------------------------------------------------------------
 
     async def push(self, updates: Sequence[QuantityUpdate]) -> PushResult:
-        newest: dict[str, QuantityUpdate] = {}
-        for u in updates:
-            # an older sequence than one already taken is stale news: the newer value stands
-            if u.sequence < self._pushed.get(u.sku, u.sequence):
-                continue
-            if u.sku not in newest or u.sequence >= newest[u.sku].sequence:
-                newest[u.sku] = u
         accepted: list[str] = []
         rejected: dict[str, str] = {}
-        pending = list(newest.values())
+        pending = self._gate.fresh(updates)
         for start in range(0, len(pending), self.max_batch):
             chunk = pending[start : start + self.max_batch]
             try:
@@ -177,9 +171,8 @@ class BigCommerceConnector:
                 chunk = [u for u in chunk if u.sku in known]
                 if chunk:
                     await self._adjust(chunk)
-            for u in chunk:
-                accepted.append(u.sku)
-                self._pushed[u.sku] = max(u.sequence, self._pushed.get(u.sku, u.sequence))
+            accepted += [u.sku for u in chunk]
+            self._gate.pushed(chunk)
         return PushResult(accepted=tuple(accepted), rejected=rejected)
 
     async def read(self, skus: Sequence[str]) -> dict[str, int]:
@@ -216,10 +209,9 @@ class BigCommerceConnector:
         self, method: str, path: str, *, params: Mapping[str, str] | None = None, json: object = None
     ) -> Any:
         headers = {"X-Auth-Token": self.access_token, "Accept": "application/json"}
-        try:
-            response = await self.http.request(method, self.base + path, params=params, json=json, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"BigCommerce unreachable: {exc}") from exc
+        response = await request(
+            self.http, "BigCommerce", method, self.base + path, params=params, json=json, headers=headers
+        )
         _raise_for(response)
         if response.status_code == 204 or not response.content:
             return None
@@ -237,17 +229,10 @@ def _unix(value: object) -> datetime | None:
 
 
 def _lines(order_id: str, products: object) -> tuple[Line, ...]:
-    if not isinstance(products, list) or not products:
+    if not isinstance(products, list) or not products or not all(isinstance(p, dict) for p in products):
         raise PayloadError(f"order {order_id} has no products")
-    quantities: dict[str, int] = {}
-    for product in products:
-        sku, quantity = product.get("sku"), product.get("quantity")
-        if not isinstance(sku, str) or not sku.strip():
-            raise PayloadError(f"order product {product.get('id')} ({product.get('name')!r}) of {order_id} has no SKU")
-        if not isinstance(quantity, int) or quantity <= 0:
-            raise PayloadError(f"order product {product.get('id')} of {order_id} has quantity {quantity!r}")
-        quantities[sku] = quantities.get(sku, 0) + quantity
-    return tuple(Line(sku, qty) for sku, qty in quantities.items())
+    named = ((p.get("sku"), p.get("quantity"), f"order product {p.get('id')} ({p.get('name')!r})") for p in products)
+    return merge_lines(named, order_id, line="{name} of {order}")
 
 
 def _ship_to(order_id: str, order: Mapping[str, Any], addresses: object) -> ShipTo:
@@ -262,22 +247,16 @@ def _ship_to(order_id: str, order: Mapping[str, Any], addresses: object) -> Ship
 
 
 def _raise_for(response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
+    if not response.is_error:
         return
     try:
         answer = response.json()
         message = str(answer.get("title", answer)) if isinstance(answer, dict) else str(answer)
     except ValueError:
         message = response.text
-    what = f"BigCommerce answered {status}: {message}"
-    if status == 429:
-        raise ChannelError(what, retry_after=_reset_seconds(response))
-    if status >= 500:
-        raise ChannelError(what, retry_after=_reset_seconds(response))
-    if status == 422:
-        raise _Unprocessable(what, permanent=True)
-    raise ChannelError(what, permanent=True)  # 401/403 credentials, 404: retrying cannot help
+    if response.status_code == 422:
+        raise _Unprocessable(f"BigCommerce answered 422: {message}", permanent=True)
+    raise_for_status(response, "BigCommerce", message, wait=_reset_seconds)
 
 
 class _Unprocessable(ChannelError):
@@ -285,11 +264,8 @@ class _Unprocessable(ChannelError):
 
 
 def _reset_seconds(response: httpx.Response) -> float | None:
-    for name, scale in (("x-rate-limit-time-reset-ms", 1000.0), ("retry-after", 1.0)):
-        value = response.headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value) / scale)
-            except ValueError:
-                continue
-    return None
+    """When BigCommerce's rate-limit window resets (it says so in ms), else the Retry-After."""
+    try:
+        return max(0.0, float(response.headers["x-rate-limit-time-reset-ms"]) / 1000)
+    except (KeyError, ValueError):
+        return retry_after(response)

@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from crossdock.connectors.common import SequenceGate, raise_for_status, request
 from crossdock.connectors.sdk import (
     Cancellation,
     ChannelError,
@@ -94,7 +95,7 @@ class CustomConnector:
     def __init__(self, channel: Channel, http: httpx.AsyncClient) -> None:
         self.channel = channel
         self.http = http
-        self._pushed: dict[str, int] = {}  # SKU -> sequence last pushed
+        self._gate = SequenceGate()
 
     # -- webhooks ---------------------------------------------------------------------------------
 
@@ -174,20 +175,11 @@ class CustomConnector:
     # -- quantities -------------------------------------------------------------------------------
 
     async def push(self, updates: Sequence[QuantityUpdate]) -> PushResult:
-        newest: dict[str, QuantityUpdate] = {}
-        for u in updates:
-            # never send older news than what the channel already has from us
-            if u.sequence < self._pushed.get(u.sku, u.sequence) or u.sequence < newest.get(u.sku, u).sequence:
-                continue
-            newest[u.sku] = u
-        if not newest:
-            return PushResult()
-        batch = list(newest.values())
+        batch = self._gate.fresh(updates)
         for start in range(0, len(batch), self.max_batch):
             await self._send(batch[start : start + self.max_batch])
-            for u in batch[start : start + self.max_batch]:
-                self._pushed[u.sku] = max(u.sequence, self._pushed.get(u.sku, u.sequence))
-        return PushResult(accepted=tuple(newest))
+            self._gate.pushed(batch[start : start + self.max_batch])
+        return PushResult(accepted=tuple(u.sku for u in batch))
 
     async def _send(self, batch: Sequence[QuantityUpdate]) -> None:
         body = json.dumps(
@@ -203,21 +195,12 @@ class CustomConnector:
         msg_id = "msg_" + hashlib.sha256(body).hexdigest()[:32]
         headers = signing.headers([config_text(self.channel, "secret")], msg_id, int(time.time()), body)
         headers["content-type"] = "application/json"
-        try:
-            response = await self.http.post(config_text(self.channel, "push_url"), content=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"the channel's push_url could not be reached: {exc!r}") from exc
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        message = f"the channel's push_url answered {status}"
-        if status == 429:
-            retry_after = response.headers.get("retry-after", "")
-            raise ChannelError(message, retry_after=float(retry_after) if retry_after.isdigit() else None)
-        if status >= 500:
-            raise ChannelError(message)
+        url = config_text(self.channel, "push_url")
+        response = await request(self.http, "the channel's push_url", "POST", url, content=body, headers=headers)
+        if 300 <= response.status_code < 400:  # not followed: push_url itself must take the push
+            raise ChannelError(f"the channel's push_url answered {response.status_code}", permanent=True)
         # 410: the endpoint is gone; other 4xx (bad signature, bad body): the same call fails again
-        raise ChannelError(message, permanent=True)
+        raise_for_status(response, "the channel's push_url")
 
     async def read(self, skus: Sequence[str]) -> dict[str, int]:
         """A custom channel has no read API in its contract: nothing to reconcile against."""

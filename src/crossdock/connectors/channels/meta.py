@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from crossdock.connectors.common import SequenceGate, raise_for_status, request, retry_after
 from crossdock.connectors.sdk import (
     ChannelError,
     Inbound,
@@ -43,22 +44,24 @@ READ_CHUNK = 100  # retailer ids per products filter
 JSON = dict[str, Any]
 
 
-def graph_error(response: httpx.Response) -> ChannelError:
+def raise_graph_error(response: httpx.Response) -> None:
+    """The ChannelError for a Graph error (with a failing status, or in a 200): Graph's error code
+    says more than the status (a throttle comes as a 400), so it is asked first."""
     try:
         error = response.json().get("error") or {}
     except (ValueError, AttributeError):
         error = {}
     code = error.get("code")
-    message = f"Meta answered {response.status_code}: {error.get('message', response.text[:200])} (code {code})"
-    if code in RATE_LIMIT_CODES or response.status_code == 429:
-        retry_after = response.headers.get("retry-after")
-        return ChannelError(message, retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None)
-    if code in PERMANENT_CODES or response.status_code in (401, 403):
-        return ChannelError(message, permanent=True)
-    if response.status_code >= 500 or error.get("is_transient"):
-        return ChannelError(message)
-    # any other 4xx: the request itself is wrong, repeating it cannot help
-    return ChannelError(message, permanent=True)
+    message = f"{error.get('message', response.text[:200])} (code {code})"
+    what = f"Meta answered {response.status_code}: {message}"
+    if code in RATE_LIMIT_CODES:
+        raise ChannelError(what, retry_after=retry_after(response))
+    if code in PERMANENT_CODES:
+        raise ChannelError(what, permanent=True)
+    if error.get("is_transient"):
+        raise ChannelError(what)
+    raise_for_status(response, "Meta", message)
+    raise ChannelError(what, permanent=True)  # an error in a 200 answer: the request itself is wrong
 
 
 class MetaConnector:
@@ -73,7 +76,7 @@ class MetaConnector:
         self.api_url = (raw_api if isinstance(raw_api, str) and raw_api else API_URL).rstrip("/")
         raw_version = channel.config.get("api_version")
         self.version = raw_version if isinstance(raw_version, str) and raw_version else API_VERSION
-        self._pushed: dict[str, int] = {}  # SKU -> sequence last pushed
+        self._gate = SequenceGate()
 
     def verify(self, webhook: RawWebhook) -> None:
         raise SignatureError(RETIRED)
@@ -85,23 +88,16 @@ class MetaConnector:
         return f"{self.api_url}/{self.version}/{config_text(self.channel, 'catalog_id')}/{edge}"
 
     async def push(self, updates: Sequence[QuantityUpdate]) -> PushResult:
-        newest: dict[str, QuantityUpdate] = {}
-        for u in updates:
-            # never send older news than what Meta already has from us
-            if u.sequence < self._pushed.get(u.sku, u.sequence) or u.sequence < newest.get(u.sku, u).sequence:
-                continue
-            newest[u.sku] = u
-        batch = list(newest.values())
+        batch = self._gate.fresh(updates)
         accepted: list[str] = []
         rejected: dict[str, str] = {}
         for start in range(0, len(batch), self.max_batch):
             part = batch[start : start + self.max_batch]
             refused = await self._push_part(part)
             rejected.update(refused)
-            for u in part:
-                if u.sku not in refused:
-                    accepted.append(u.sku)
-                    self._pushed[u.sku] = max(u.sequence, self._pushed.get(u.sku, u.sequence))
+            taken = [u for u in part if u.sku not in refused]
+            accepted += [u.sku for u in taken]
+            self._gate.pushed(taken)
         return PushResult(accepted=tuple(accepted), rejected=rejected)
 
     async def _push_part(self, part: Sequence[QuantityUpdate]) -> dict[str, str]:
@@ -153,12 +149,9 @@ class MetaConnector:
 
     async def _call(self, method: str, url: str, **kwargs: Any) -> JSON:
         headers = {"Authorization": f"Bearer {config_text(self.channel, 'access_token')}"}
-        try:
-            response = await self.http.request(method, url, headers=headers, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"Meta could not be reached: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise graph_error(response)
+        response = await request(self.http, "Meta", method, url, headers=headers, **kwargs)
+        if response.is_error:
+            raise_graph_error(response)
         try:
             answer = response.json()
         except ValueError:
@@ -166,5 +159,5 @@ class MetaConnector:
         if not isinstance(answer, dict):
             raise ChannelError("Meta answered with JSON that is not an object")
         if "error" in answer:  # Graph sometimes reports an error with a 200
-            raise graph_error(response)
+            raise_graph_error(response)
         return answer

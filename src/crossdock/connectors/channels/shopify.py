@@ -25,13 +25,13 @@ from typing import Any, ClassVar
 
 import httpx
 
+from crossdock.connectors.common import SequenceGate, merge_lines, raise_for_status, request, retry_after
 from crossdock.connectors.sdk import (
     Cancellation,
     ChannelError,
     ChannelOrder,
     ConfigError,
     Inbound,
-    Line,
     PayloadError,
     PushResult,
     QuantityUpdate,
@@ -103,7 +103,7 @@ class ShopifyConnector:
         self.channel = channel
         self.http = http
         self._items: dict[str, _Item] = {}
-        self._pushed: dict[str, int] = {}  # SKU -> highest sequence pushed
+        self._gate = SequenceGate()
         self._bucket: _Bucket | None = None
         self._cost_per_unit: dict[str, float] = {}  # operation -> requested cost per SKU, last seen
 
@@ -146,29 +146,24 @@ class ShopifyConnector:
         items = o.get("line_items")
         if not isinstance(items, list) or not items:
             raise PayloadError(f"order {external_id} has no line_items")
-        quantities: dict[str, int] = {}
-        for li in items:
-            if not isinstance(li, dict):
-                raise PayloadError(f"order {external_id}: a line item is not an object")
-            name = f"line item {li.get('id')} ({li.get('name') or li.get('title') or 'untitled'})"
-            sku = li.get("sku")
-            if not isinstance(sku, str) or not sku.strip():
-                raise PayloadError(f"order {external_id}: {name} has no SKU")
-            # `quantity` is what was ordered. Units removed later (refunds, edits) come back through
-            # refunds/create with their restock lines; counting `current_quantity` here as well
-            # would return them twice.
-            qty = li.get("quantity")
-            if not isinstance(qty, int) or isinstance(qty, bool) or qty < 0:
-                raise PayloadError(f"order {external_id}: {name} has no valid quantity")
-            if qty:
-                # One canonical line per SKU: Shopify may split a SKU over several line items.
-                quantities[sku.strip()] = quantities.get(sku.strip(), 0) + qty
-        if not quantities:
-            raise PayloadError(f"order {external_id} has no line with a quantity")
+        if not all(isinstance(li, dict) for li in items):
+            raise PayloadError(f"order {external_id}: a line item is not an object")
+        # `quantity` is what was ordered. Units removed later (refunds, edits) come back through
+        # refunds/create with their restock lines; counting `current_quantity` here as well would
+        # return them twice. A line of none (removed by an edit) moves no stock.
+        lines = merge_lines(
+            (
+                (_sku(li), li.get("quantity"), _line_name(li))
+                for li in items
+                if li.get("quantity") != 0 or isinstance(li.get("quantity"), bool)
+            ),
+            external_id,
+            line="order {order}: {name}",
+        )
         node_id = self._node_for(o.get("location_id"))
         return ChannelOrder(
             external_id=external_id,
-            lines=tuple(Line(sku, qty) for sku, qty in quantities.items()),
+            lines=lines,
             ship_to=_ship_to(o, external_id, in_person=node_id is not None),
             node_id=node_id,
         )
@@ -177,19 +172,17 @@ class ShopifyConnector:
         """A Shopify refund object (webhook body or REST `refund`): the lines it put back on the shelf."""
         order_id = _id(r, "order_id", "refund")
         refund_id = _id(r, "id", "refund")
-        restock: dict[str, int] = {}
-        for rli in r.get("refund_line_items") or ():
-            if not isinstance(rli, dict) or rli.get("restock_type") not in RESTOCK_TYPES:
-                continue
-            line_item = rli.get("line_item")
-            sku = line_item.get("sku") if isinstance(line_item, dict) else None
-            if not isinstance(sku, str) or not sku.strip():
-                raise PayloadError(f"refund {refund_id}: restocked line item {rli.get('line_item_id')} has no SKU")
-            qty = rli.get("quantity")
-            if not isinstance(qty, int) or isinstance(qty, bool) or qty <= 0:
-                raise PayloadError(f"refund {refund_id}: line item {rli.get('line_item_id')} has no valid quantity")
-            restock[sku.strip()] = restock.get(sku.strip(), 0) + qty
-        return Refund(order_id, refund_id, tuple(Line(sku, qty) for sku, qty in restock.items()))
+        restocked = [
+            (
+                _sku(rli.get("line_item")),
+                rli.get("quantity"),
+                f"restocked line item {rli.get('line_item_id')}",
+            )
+            for rli in r.get("refund_line_items") or ()
+            if isinstance(rli, dict) and rli.get("restock_type") in RESTOCK_TYPES
+        ]
+        restock = merge_lines(restocked, refund_id, line="refund {order}: {name}") if restocked else ()
+        return Refund(order_id, refund_id, restock)
 
     def _node_for(self, location_id: object) -> str | None:
         if location_id is None:
@@ -210,12 +203,7 @@ class ShopifyConnector:
 
     async def push(self, updates: Sequence[QuantityUpdate]) -> PushResult:
         location = self._location_gid()
-        latest: dict[str, QuantityUpdate] = {}
-        for u in updates:
-            if u.sequence < self._pushed.get(u.sku, u.sequence):
-                continue  # older news than what this connector already pushed
-            if u.sku not in latest or u.sequence >= latest[u.sku].sequence:
-                latest[u.sku] = u
+        latest = {u.sku: u for u in self._gate.fresh(updates)}
         await self._lookup([s for s in latest if s not in self._items], location)
         rejected: dict[str, str] = {}
         todo: list[QuantityUpdate] = []
@@ -259,7 +247,7 @@ class ShopifyConnector:
             if not errors:
                 for u in batch:
                     self._items[u.sku].available = u.available
-                    self._pushed[u.sku] = u.sequence
+                self._gate.pushed(batch)
                 return [u.sku for u in batch], refused
             # The mutation is all-or-nothing: sort out which quantities it refused and why, and
             # send the rest again (each round drops a SKU or is the one re-read round: it ends).
@@ -340,18 +328,9 @@ class ShopifyConnector:
         await self._afford(self._cost_per_unit.get(operation, 0.0) * units)
         url = f"{self._api_url()}/admin/api/{API_VERSION}/graphql.json"
         headers = {"X-Shopify-Access-Token": config_text(self.channel, "access_token")}
-        try:
-            resp = await self.http.post(url, json={"query": query, "variables": variables}, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"Shopify is unreachable: {exc!r}") from exc
-        if resp.status_code in (401, 403):
-            raise ChannelError(f"Shopify refused the access token (HTTP {resp.status_code})", permanent=True)
-        if resp.status_code == 429:
-            raise ChannelError("Shopify throttled the call (HTTP 429)", retry_after=self._retry_after(resp))
-        if resp.status_code >= 500:
-            raise ChannelError(f"Shopify failed (HTTP {resp.status_code})", retry_after=_header_seconds(resp))
-        if resp.status_code != 200:
-            raise ChannelError(f"Shopify answered HTTP {resp.status_code}: {resp.text[:200]}", permanent=True)
+        body = {"query": query, "variables": variables}
+        resp = await request(self.http, "Shopify", "POST", url, json=body, headers=headers)
+        raise_for_status(resp, "Shopify", wait=self._wait)
         try:
             body = resp.json()
         except ValueError:
@@ -413,9 +392,10 @@ class ShopifyConnector:
         except (KeyError, TypeError, ValueError, ZeroDivisionError):
             return 1.0
 
-    def _retry_after(self, resp: httpx.Response) -> float:
-        seconds = _header_seconds(resp)
-        if seconds is not None:
+    def _wait(self, resp: httpx.Response) -> float | None:
+        """Retry-After; a 429 without one waits for some of the bucket to refill."""
+        seconds = retry_after(resp)
+        if seconds is not None or resp.status_code != 429:
             return seconds
         return 1.0 if self._bucket is None or self._bucket.restore_rate <= 0 else 10 / self._bucket.restore_rate
 
@@ -428,6 +408,15 @@ def _id(obj: Mapping[str, Any], key: str, what: str) -> str:
     if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
         raise PayloadError(f"{what} has no {key!r}")
     return _numeric_id(str(value))
+
+
+def _sku(line_item: object) -> object:
+    sku = line_item.get("sku") if isinstance(line_item, dict) else None
+    return sku.strip() if isinstance(sku, str) else sku
+
+
+def _line_name(li: Mapping[str, Any]) -> str:
+    return f"line item {li.get('id')} ({li.get('name') or li.get('title') or 'untitled'})"
 
 
 def _numeric_id(value: str) -> str:
@@ -478,11 +467,3 @@ def _quantity_index(field: object) -> int | None:
         return None
     at = field.index("quantities") + 1
     return int(field[at]) if at < len(field) and str(field[at]).isdigit() else None
-
-
-def _header_seconds(resp: httpx.Response) -> float | None:
-    value = resp.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

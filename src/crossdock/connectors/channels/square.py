@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 import httpx
 
+from crossdock.connectors.common import SequenceGate, raise_for_status, request
 from crossdock.connectors.sdk import (
     Cancellation,
     ChannelError,
@@ -66,22 +67,14 @@ def square_time(text: object) -> datetime | None:
         return None
 
 
-def channel_error(response: httpx.Response) -> ChannelError:
-    """The ChannelError for a failed Square answer, with Square's own error detail."""
+def error_detail(response: httpx.Response) -> str:
+    """Square's own account of a failed call (its `errors` list), and which call it was."""
     try:
         errors = response.json().get("errors") or []
         detail = "; ".join(f"{e.get('code')}: {e.get('detail', '')}" for e in errors if isinstance(e, dict))
     except (ValueError, AttributeError):
         detail = response.text[:200]
-    message = f"Square answered {response.status_code} to {response.request.url.path}: {detail}"
-    if response.status_code == 429:
-        retry_after = response.headers.get("retry-after")
-        seconds = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
-        return ChannelError(message, retry_after=seconds)
-    if response.status_code >= 500:
-        return ChannelError(message)
-    # 401/403 (token revoked, scope missing) and other 4xx: the same call cannot succeed later
-    return ChannelError(message, permanent=True)
+    return f"{detail} (to {response.request.url.path})"
 
 
 class SquareConnector:
@@ -102,7 +95,7 @@ class SquareConnector:
         self._sku_by_variation: dict[str, str | None] = {}  # None: the variation has no SKU
         self._variation_by_sku: dict[str, str] = {}
         self._locations: dict[str, JSON] = {}
-        self._pushed: dict[str, int] = {}  # SKU -> sequence last pushed
+        self._gate = SequenceGate()
 
     # -- webhooks ---------------------------------------------------------------------------------
 
@@ -293,12 +286,7 @@ class SquareConnector:
 
     async def push(self, updates: Sequence[QuantityUpdate]) -> PushResult:
         location_id = self._push_location()
-        newest: dict[str, QuantityUpdate] = {}
-        for u in updates:
-            # never send older news than what Square already has from us
-            if u.sequence < self._pushed.get(u.sku, u.sequence) or u.sequence < newest.get(u.sku, u).sequence:
-                continue
-            newest[u.sku] = u
+        newest = {u.sku: u for u in self._gate.fresh(updates)}
         await self._resolve(newest)
         rejected = {s: "no item variation with this SKU at Square" for s in newest if s not in self._variation_by_sku}
         sendable = [u for s, u in newest.items() if s not in rejected]
@@ -324,9 +312,8 @@ class SquareConnector:
             digest = hashlib.sha256(json.dumps([self.channel.channel_id, changes], sort_keys=True).encode())
             key = str(uuid.UUID(bytes=digest.digest()[:16]))
             await self._post("/v2/inventory/changes/batch-create", {"idempotency_key": key, "changes": changes})
-            for u in batch:
-                self._pushed[u.sku] = max(u.sequence, self._pushed.get(u.sku, u.sequence))
-                accepted.append(u.sku)
+            self._gate.pushed(batch)
+            accepted += [u.sku for u in batch]
         return PushResult(accepted=tuple(accepted), rejected=rejected)
 
     async def read(self, skus: Sequence[str]) -> dict[str, int]:
@@ -361,12 +348,9 @@ class SquareConnector:
             "Authorization": f"Bearer {config_text(self.channel, 'access_token')}",
             "Square-Version": SQUARE_VERSION,
         }
-        try:
-            response = await self.http.request(method, self.api_url + path, json=body, headers=headers)
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"Square could not be reached: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise channel_error(response)
+        response = await request(self.http, "Square", method, self.api_url + path, json=body, headers=headers)
+        if response.is_error:
+            raise_for_status(response, "Square", error_detail(response))
         try:
             answer = response.json()
         except ValueError:

@@ -22,9 +22,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
+from crossdock.connectors.common import SequenceGate, merge_lines, raise_for_status, request
 from crossdock.connectors.sdk import (
     Cancellation,
-    ChannelError,
     ChannelOrder,
     Inbound,
     Line,
@@ -58,7 +58,7 @@ class WooCommerceConnector:
         self.webhook_secret = config_text(channel, "webhook_secret")
         # SKU -> (product id, parent product id or None): ids never change, so one lookup per SKU
         self._ids: dict[str, tuple[int, int | None]] = {}
-        self._pushed: dict[str, int] = {}  # SKU -> newest sequence the store took
+        self._gate = SequenceGate()
 
     # -- webhooks --------------------------------------------------------------------------------
 
@@ -106,13 +106,7 @@ class WooCommerceConnector:
     # -- quantities ------------------------------------------------------------------------------
 
     async def push(self, updates: Sequence[QuantityUpdate]) -> PushResult:
-        newest: dict[str, QuantityUpdate] = {}
-        for u in updates:
-            # an older sequence than one already taken is stale news: the newer value stands
-            if u.sequence < self._pushed.get(u.sku, u.sequence):
-                continue
-            if u.sku not in newest or u.sequence >= newest[u.sku].sequence:
-                newest[u.sku] = u
+        newest = {u.sku: u for u in self._gate.fresh(updates)}
         accepted: list[str] = []
         rejected: dict[str, str] = {}
         await self._resolve([s for s in newest if s not in self._ids])
@@ -161,7 +155,7 @@ class WooCommerceConnector:
                 self._ids.pop(u.sku, None)  # the product may be gone: look it up afresh next time
             else:
                 accepted.append(u.sku)
-                self._pushed[u.sku] = max(u.sequence, self._pushed.get(u.sku, u.sequence))
+                self._gate.pushed([u])
         return accepted, rejected
 
     async def _resolve(self, skus: Sequence[str]) -> None:
@@ -198,11 +192,13 @@ class WooCommerceConnector:
             # WooCommerce takes Basic credentials only over TLS; over plain http it wants OAuth 1.0a
             # (one-legged, signed query parameters), as its own SDK sends
             query.update(_oauth_params(method, url, query, self.consumer_key, self.consumer_secret))
-        try:
-            response = await self.http.request(method, url, params=query, json=json, auth=auth)
-        except httpx.HTTPError as exc:
-            raise ChannelError(f"WooCommerce unreachable: {exc}") from exc
-        _raise_for(response)
+        response = await request(self.http, "WooCommerce", method, url, params=query, json=json, auth=auth)
+        if response.is_error:
+            try:
+                message = str(response.json().get("message", response.text))
+            except (ValueError, AttributeError):
+                message = response.text
+            raise_for_status(response, "WooCommerce", message)
         return response.json()
 
 
@@ -223,18 +219,10 @@ def _gmt(value: object) -> datetime | None:
 
 def _lines(external_id: str, body: Mapping[str, Any]) -> tuple[Line, ...]:
     items = body.get("line_items")
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, list) or not items or not all(isinstance(i, dict) for i in items):
         raise PayloadError(f"order {external_id} has no line items")
-    quantities: dict[str, int] = {}
-    for item in items:
-        sku, quantity = item.get("sku"), item.get("quantity")
-        if not isinstance(sku, str) or not sku.strip():
-            raise PayloadError(f"line item {item.get('id')} ({item.get('name')!r}) of order {external_id} has no SKU")
-        if not isinstance(quantity, int) or quantity <= 0:
-            raise PayloadError(f"line item {item.get('id')} of order {external_id} has quantity {quantity!r}")
-        # one line per SKU: the same SKU twice (e.g. with different add-ons) is one demand
-        quantities[sku] = quantities.get(sku, 0) + quantity
-    return tuple(Line(sku, qty) for sku, qty in quantities.items())
+    named = ((i.get("sku"), i.get("quantity"), f"line item {i.get('id')} ({i.get('name')!r})") for i in items)
+    return merge_lines(named, external_id)
 
 
 def _ship_to(external_id: str, body: Mapping[str, Any]) -> ShipTo:
@@ -253,31 +241,6 @@ def _refunds(external_id: str, body: Mapping[str, Any]) -> tuple[Refund, ...]:
     if not refunds and body.get("status") == "refunded":
         refunds = (Refund(external_id, f"{external_id}-refunded"),)
     return refunds
-
-
-def _raise_for(response: httpx.Response) -> None:
-    status = response.status_code
-    if status < 400:
-        return
-    try:
-        message = str(response.json().get("message", response.text))
-    except (ValueError, AttributeError):
-        message = response.text
-    what = f"WooCommerce answered {status}: {message}"
-    if status == 429:
-        raise ChannelError(what, retry_after=_retry_after(response))
-    if status >= 500:
-        raise ChannelError(what, retry_after=_retry_after(response))
-    # 401/403 (credentials), 404, 400, 413: the same call cannot succeed
-    raise ChannelError(what, permanent=True)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _rfc3986(value: str) -> str:

@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from crossdock.connectors.fakes.common import Failures
+
 ADJUSTMENT_LIMIT = 2000
 ERROR_TYPE = "https://developer.bigcommerce.com/api-docs/getting-started/api-status-codes"
 STATUS_IDS = {"Incomplete": 0, "Pending": 1, "Shipped": 2, "Cancelled": 5, "Completed": 10, "Awaiting Fulfillment": 11}
@@ -61,7 +63,7 @@ class FakeBigCommerce:
         self.adjustments: list[int] = []  # size of every adjustment taken
         self._window_start = time.monotonic()
         self._used = 0
-        self._failures: list[int] = []
+        self._failures: Failures[int] = Failures()
         self._next_id = 100
         base = "/stores/{store_hash}"
         self.app = Starlette(
@@ -117,7 +119,7 @@ class FakeBigCommerce:
         return list(self.items[sku].history)
 
     def fail_next(self, n: int, status: int = 503) -> None:
-        self._failures += [status] * n
+        self._failures.add(n, status)
 
     # -- the API ---------------------------------------------------------------------------------
 
@@ -142,8 +144,8 @@ class FakeBigCommerce:
         allowed, headers = self._limits()
         if not allowed:
             return _problem(429, "Too many requests", headers), headers
-        if self._failures:
-            return _problem(self._failures.pop(0), "Injected failure", headers), headers
+        if (status := self._failures.next()) is not None:
+            return _problem(status, "Injected failure", headers), headers
         token = request.headers.get("x-auth-token", "")
         if not hmac.compare_digest(token, self.access_token) or request.path_params["store_hash"] != self.store_hash:
             return _problem(401, "Unauthorized: the X-Auth-Token is not valid for this store", headers), headers

@@ -14,6 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from crossdock.connectors.fakes.common import Failures
+
 JSON = dict[str, Any]
 MAX_REQUESTS = 5000
 
@@ -34,7 +36,7 @@ class FakeMeta:
         self.applied: dict[str, list[int]] = {}
         self.batches: dict[str, list[JSON]] = {}  # handle -> errors found processing it
         self.calls: list[tuple[str, str]] = []
-        self._failures: list[tuple[int, int]] = []
+        self._failures: Failures[tuple[int, int]] = Failures()
         self.app = Starlette(
             routes=[
                 Route("/{version}/{catalog_id}/items_batch", self._items_batch, methods=["POST"]),
@@ -60,14 +62,13 @@ class FakeMeta:
 
     def fail_next(self, n: int, status: int = 500, code: int = 2) -> None:
         """The next n calls fail: 500/code 2 is Graph's transient error, 400/80014 its catalog throttle."""
-        with self.lock:
-            self._failures += [(status, code)] * n
+        self._failures.add(n, (status, code))
 
     async def _gate(self, request: Request, token: object) -> Response | None:
         bearer = request.headers.get("authorization", "").removeprefix("Bearer ")
         with self.lock:
             self.calls.append((request.method, request.url.path))
-            failure = self._failures.pop(0) if self._failures else None
+        failure = self._failures.next()
         if token != self.token and bearer != self.token:
             return graph_error(401, "Invalid OAuth access token - Cannot parse access token", 190)
         if request.path_params["catalog_id"] != self.catalog_id:

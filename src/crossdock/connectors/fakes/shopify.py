@@ -20,6 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from crossdock.connectors.fakes.common import Failures
+
 LOCATION = "gid://shopify/Location/1"
 ROOT_FIELDS = ("inventorySetQuantities", "inventoryItems")
 _SKU_TERM = re.compile(r'sku:(?:"((?:[^"\\]|\\.)*)"|([^\s()]+))')
@@ -49,7 +51,7 @@ class FakeShopify:
         self._levels: dict[tuple[str, str], int] = {}  # (item gid, location gid) -> available
         self._history: dict[str, list[int]] = {}
         self._idempotent: dict[str, tuple[str, dict[str, Any]]] = {}  # key -> (input, answer)
-        self._failures: list[int] = []
+        self._failures: Failures[int] = Failures()
         self.calls: list[tuple[str, int]] = []  # (root field, quantities or SKUs asked), every call
         self.throttled = 0  # THROTTLED answers given
         self.app = Starlette(routes=[Route("/admin/api/{version}/graphql.json", self._graphql, methods=["POST"])])
@@ -79,8 +81,7 @@ class FakeShopify:
             return list(self._history.get(sku, []))
 
     def fail_next(self, n: int, status: int = 503) -> None:
-        with self._lock:
-            self._failures += [status] * n
+        self._failures.add(n, status)
 
     def bucket(self) -> float:
         with self._lock:
@@ -89,11 +90,9 @@ class FakeShopify:
     # --- the API ---
 
     async def _graphql(self, request: Request) -> Response:
-        with self._lock:
-            if self._failures:
-                status = self._failures.pop(0)
-                headers = {"Retry-After": "2.0"} if status == 429 else {}
-                return JSONResponse({"errors": "Exceeded 2 calls per second for api client."}, status, headers)
+        if (status := self._failures.next()) is not None:
+            headers = {"Retry-After": "2.0"} if status == 429 else {}
+            return JSONResponse({"errors": "Exceeded 2 calls per second for api client."}, status, headers)
         if request.headers.get("x-shopify-access-token") != self.access_token:
             return JSONResponse(
                 {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}, 401

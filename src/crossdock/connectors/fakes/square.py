@@ -17,6 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from crossdock.connectors.fakes.common import Failures, retry_after
+
 JSON = dict[str, Any]
 MAX_CHANGES = 100
 ID_ALPHABET = string.ascii_uppercase + string.digits
@@ -47,7 +49,7 @@ class FakeSquare:
         self.applied: dict[str, list[int]] = {}  # variation id -> every counted quantity, in arrival order
         self.idempotency: dict[str, tuple[Any, JSON]] = {}
         self.calls: list[tuple[str, str, Any]] = []  # (method, path, body): what the connector sent
-        self._failures: list[tuple[int, float | None]] = []
+        self._failures: Failures[tuple[int, float | None]] = Failures()
         self.app = Starlette(
             routes=[
                 Route("/v2/orders/batch-retrieve", self._orders, methods=["POST"]),
@@ -151,8 +153,7 @@ class FakeSquare:
             return list(self.applied.get(self.variation_of(sku), []))
 
     def fail_next(self, n: int, status: int = 503, retry_after: float | None = None) -> None:
-        with self.lock:
-            self._failures += [(status, retry_after)] * n
+        self._failures.add(n, (status, retry_after))
 
     # -- the API ----------------------------------------------------------------------------------
 
@@ -166,12 +167,12 @@ class FakeSquare:
             body = parsed if isinstance(parsed, dict) else {}
         with self.lock:
             self.calls.append((request.method, request.url.path, body))
-            failure = self._failures.pop(0) if self._failures else None
+        failure = self._failures.next()
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return errors(401, "AUTHENTICATION_ERROR", "UNAUTHORIZED", "This request could not be authorized."), body
         if failure is not None:
-            status, retry_after = failure
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+            status, seconds = failure
+            headers = retry_after(seconds)
             if status == 429:
                 return errors(429, "RATE_LIMIT_ERROR", "RATE_LIMITED", "Rate limited.", headers), body
             return errors(status, "API_ERROR", "SERVICE_UNAVAILABLE", "Service unavailable.", headers), body

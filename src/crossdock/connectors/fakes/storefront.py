@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from crossdock.connectors.fakes.common import Failures
 from crossdock.events.webhooks import signing
 
 TOLERANCE_SECONDS = 300
@@ -26,9 +27,11 @@ class FakeStorefront:
         self.lock = threading.Lock()
         self.current: dict[str, tuple[int, int]] = {}  # sku -> (available_to_sell, sequence)
         self.received: dict[str, list[tuple[int, int]]] = {}  # sku -> every (quantity, sequence) received
+        # sku -> (sequence, wall-clock arrival) of each push, in arrival order: how soon a change got here
+        self.arrivals: dict[str, list[tuple[int, float]]] = {}
         self.deliveries: list[dict[str, str]] = []  # headers of each accepted push
         self.bodies: list[bytes] = []
-        self._failures: list[int] = []
+        self._failures: Failures[int] = Failures()
         self.app = Starlette(routes=[Route("/push", self._push, methods=["POST"])])
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -43,9 +46,17 @@ class FakeStorefront:
         with self.lock:
             return list(self.received.get(sku, []))
 
-    def fail_next(self, n: int, status: int = 503) -> None:
+    def arrived(self) -> dict[str, list[tuple[int, float]]]:
+        """A copy of `arrivals`."""
         with self.lock:
-            self._failures += [status] * n
+            return {sku: list(seen) for sku, seen in self.arrivals.items()}
+
+    def fail_next(self, n: int, status: int = 503) -> None:
+        self._failures.add(n, status)
+
+    def recover(self) -> None:
+        """Answers normally again, whatever failures were still queued."""
+        self._failures.clear()
 
     def _verified(self, headers: dict[str, str], body: bytes) -> bool:
         try:
@@ -59,10 +70,9 @@ class FakeStorefront:
 
     async def _push(self, request: Request) -> Response:
         body = await request.body()
+        arrived = time.time()  # the whole body is here
         headers = {k.lower(): v for k, v in request.headers.items()}
-        with self.lock:
-            failure = self._failures.pop(0) if self._failures else None
-        if failure is not None:
+        if (failure := self._failures.next()) is not None:
             return JSONResponse({"error": "failing on purpose"}, status_code=failure)
         if not self._verified(headers, body):
             return JSONResponse({"error": "bad signature"}, status_code=401)
@@ -73,6 +83,7 @@ class FakeStorefront:
             for item in items:
                 sku, quantity, sequence = item["sku"], item["available_to_sell"], item["sequence"]
                 self.received.setdefault(sku, []).append((quantity, sequence))
+                self.arrivals.setdefault(sku, []).append((sequence, arrived))
                 if sku not in self.current or self.current[sku][1] <= sequence:
                     self.current[sku] = (quantity, sequence)
         return JSONResponse({"accepted": len(items)})

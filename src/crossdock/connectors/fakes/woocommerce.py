@@ -24,6 +24,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from crossdock.connectors.fakes.common import Failures, retry_after
+
 BATCH_LIMIT = 100  # woocommerce_rest_batch_items_limit
 OAUTH_WINDOW = 15 * 60
 
@@ -63,7 +65,7 @@ class FakeWooCommerce:
         self.auth_methods: list[str] = []  # "basic" or "oauth", per authenticated request
         self._next_id = 100
         self._nonces: set[str] = set()
-        self._failures: list[tuple[int, float | None]] = []
+        self._failures: Failures[tuple[int, float | None]] = Failures()
         self.app = Starlette(
             routes=[
                 Route("/wp-json/wc/v3/products", self._list, methods=["GET"]),
@@ -94,7 +96,7 @@ class FakeWooCommerce:
 
     def fail_next(self, n: int, status: int = 503, retry_after: float | None = None) -> None:
         """The next `n` requests answer `status` (with Retry-After when given)."""
-        self._failures += [(status, retry_after)] * n
+        self._failures.add(n, (status, retry_after))
 
     def _by_sku(self, sku: str) -> _Product:
         for p in self.products.values():
@@ -105,10 +107,9 @@ class FakeWooCommerce:
     # -- the API ---------------------------------------------------------------------------------
 
     def _gate(self, request: Request) -> JSONResponse | None:
-        if self._failures:
-            status, retry_after = self._failures.pop(0)
-            headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-            return _error("fake_failure", f"injected failure {status}", status, headers)
+        if (failure := self._failures.next()) is not None:
+            status, seconds = failure
+            return _error("fake_failure", f"injected failure {status}", status, retry_after(seconds))
         method = self._authenticate(request)
         if method is None:
             return _error("woocommerce_rest_cannot_view", "Sorry, you cannot list resources.", 401)

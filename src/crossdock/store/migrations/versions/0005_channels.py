@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.Column("paused_until", sa.Text),  # the circuit is open until then
         sa.Column("reconciled_at", sa.Text),
         sa.Column("reconciliation", sa.Text),  # JSON: the last report
+        sa.Column("poll_cursor", sa.Text),  # where polling a channel's orders resumes (PollingChannel)
     )
 
 

@@ -1,0 +1,1 @@
+"""Carrier connectors: rates for a parcel and tracking news in (see `connectors.sdk.CarrierConnector`)."""
