@@ -16,10 +16,12 @@ demo: $(STAMP)
 	$(BIN)/crossdock demo
 
 # Debian packages that some tests use when they are there (redis-server: the shared rate-limit
-# store), installed when this runs as root on Debian, as CI does; the tests skip them otherwise.
+# store; wrk: the benchmarks' load), installed when this runs as root on Debian, as CI does; the
+# tests skip them otherwise.
 sysdeps:
-	@command -v redis-server >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; } || true
+	@{ command -v redis-server && command -v wrk; } >/dev/null || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null && apt-get update -qq \
+		&& apt-get install -y -qq redis-server wrk >/dev/null; } || true
 
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check src tests bench

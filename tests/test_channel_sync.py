@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -179,3 +180,18 @@ def test_reconciliation_finds_and_corrects_drift(database_url: str) -> None:
         # The report of the reconciliation that found it (the next one is 2 s away).
         report = http.get("/v1/channels/woo/sync").json()["reconciliation"]
         assert report == {"checked": 2, "drift": 1, "samples": [{"sku": "TEE", "shown": 99, "should_be": 5}]}
+
+
+def test_a_channel_at_a_private_address_is_not_called_unless_allowed(tmp_path: Path) -> None:
+    """CROSSDOCK_WEBHOOK_ALLOW_PRIVATE governs channel pushes as it does webhooks: a storefront on
+    loopback is refused by default, and nothing reaches it."""
+    with LiveServer(f"sqlite:///{tmp_path / 'ssrf.db'}") as live, live.client() as http:
+        seed(http, {"TEE": {"wh-east": 5}})
+        shop, server = storefront(http, "shop")
+        try:
+            eventually(lambda: http.get("/v1/channels/shop/sync").json()["last_error"] is not None)
+            status = http.get("/v1/channels/shop/sync").json()
+            assert "refused" in status["last_error"] and "127.0.0.1" in status["last_error"]
+            assert status["pending"] == 1 and shop.quantity("TEE") is None
+        finally:
+            server.__exit__()

@@ -182,7 +182,7 @@ def demo(
     raise typer.Exit(run(DemoOptions(orders=orders, concurrency=concurrency, keep=keep, seed=seed)))
 
 
-BENCHMARKS = ("ingest", "events", "auth")
+BENCHMARKS = ("ingest", "events", "auth", "sync")
 
 
 @app.command()
@@ -192,23 +192,27 @@ def bench(
     seconds: Annotated[float, typer.Option(help="Measured load duration")] = 15,
     connections: Annotated[int, typer.Option(help="ingest: concurrent HTTP connections")] = 32,
     workers: Annotated[int, typer.Option(help="API processes of the server under test")] = 2,
-    rate: Annotated[float, typer.Option(help="events: stock change events per second")] = 1000,
+    rate: Annotated[
+        float | None, typer.Option(help="events: stock change events/s (1000); sync: stock changes/s (500)")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
 ) -> None:
     """Run a benchmark scenario, print its figures and save them as JSON."""
     from rich.console import Console
 
-    from crossdock.benchmarks import auth, events, ingest, report
+    from crossdock.benchmarks import auth, events, ingest, report, sync
 
     if name not in BENCHMARKS:
         raise typer.BadParameter(f"unknown scenario {name!r}; one of {', '.join(BENCHMARKS)}")
     console = Console(stderr=as_json)
-    scenario = {"ingest": ingest, "events": events, "auth": auth}[name]
+    scenario = {"ingest": ingest, "events": events, "auth": auth, "sync": sync}[name]
     with console.status(f"running benchmark {name}..."):
         if name == "ingest":
             figures = ingest.run(seconds=seconds, connections=connections, workers=workers)
         elif name == "events":
-            figures = events.run(seconds=seconds, rate=rate, workers=workers)
+            figures = events.run(seconds=seconds, rate=rate or 1000, workers=workers)
+        elif name == "sync":
+            figures = sync.run(seconds=seconds, rate=rate or 500)
         else:
             figures = auth.run(seconds=seconds)
     results = {"scenario": name, "machine": report.machine(), **figures}

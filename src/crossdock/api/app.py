@@ -46,6 +46,7 @@ from crossdock.domain.clients import ApiClient
 from crossdock.events.asyncapi import document_text
 from crossdock.events.outbox import Outbox
 from crossdock.events.runtime import start_relay
+from crossdock.events.webhooks.addresses import AddressPolicy, CheckedTransport
 from crossdock.services.clients import ensure_signing_key, find_client, signing_keys
 from crossdock.services.holds import expire_holds
 from crossdock.store.database import Database, open_database
@@ -111,7 +112,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         relay = start_relay(app.state.db, settings) if own and not settings.writer_socket else None
         app.state.relay = relay
         app.state.guard = await guard_for(app.state.db, settings, limiter)
-        app.state.channel_http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
+        policy = AddressPolicy.from_setting(settings.webhook_allow_private)
+        app.state.channel_http = httpx.AsyncClient(
+            timeout=settings.webhook_timeout_seconds, transport=CheckedTransport(policy)
+        )
         locate("00000", "US")  # loads the ZIP table now, not on the first order
         # What start-up loaded (the ZIP table, the app) lives as long as the process: keeping it out of
         # the cyclic collector's full passes takes ~100 ms pauses out of the latency tail.

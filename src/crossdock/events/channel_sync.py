@@ -21,7 +21,7 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -43,6 +43,7 @@ from crossdock.domain.catalog import Channel
 from crossdock.domain.channel_stock import DesiredStock
 from crossdock.events.outbox import StoredEvent
 from crossdock.events.relay import LEASE, Backoff, Relay
+from crossdock.events.webhooks.addresses import AddressPolicy, CheckedTransport
 from crossdock.services import queries
 from crossdock.services.channel_inbox import take_in
 
@@ -59,6 +60,7 @@ class SyncSettings:
     reconcile_every: timedelta = timedelta(hours=1)
     poll_every: timedelta = timedelta(minutes=1)  # orders of a channel that has no order webhooks
     timeout: float = 15.0
+    policy: AddressPolicy = field(default_factory=AddressPolicy)  # which private networks may be called
     pause: timedelta = timedelta(seconds=60)  # how long an open circuit stays open before a call tries again
 
 
@@ -80,7 +82,8 @@ class ChannelSync:
         self._kick: dict[str, asyncio.Event] = {}
 
     async def run(self, relay: Relay) -> None:
-        async with httpx.AsyncClient(timeout=self.settings.timeout) as http:
+        transport = CheckedTransport(self.settings.policy)
+        async with httpx.AsyncClient(timeout=self.settings.timeout, transport=transport) as http:
             try:
                 await asyncio.gather(self._feed(relay), self._follow_channels(relay, http))
             finally:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from crossdock.config import Settings
 from crossdock.events.channel_sync import ChannelSync, SyncSettings
 from crossdock.events.relay import Consumer, Relay, SinkConsumer
+from crossdock.events.webhooks.addresses import AddressPolicy
 from crossdock.events.webhooks.dispatcher import WebhookDispatcher
 from crossdock.store.database import Database
 
@@ -19,6 +20,7 @@ def start_relay(db: Database, settings: Settings) -> Relay | None:
         timeout=settings.webhook_timeout_seconds,
         pause=timedelta(seconds=settings.channel_pause_seconds),
         poll_every=timedelta(seconds=settings.channel_poll_seconds),
+        policy=AddressPolicy.from_setting(settings.webhook_allow_private),
     )
     consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync)]
     if settings.nats_url:

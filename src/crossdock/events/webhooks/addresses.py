@@ -148,3 +148,23 @@ def _kind(address: IPAddress) -> str | None:
         if flag:
             return kind
     return None
+
+
+class CheckedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that calls only addresses the policy allows (channel and carrier APIs,
+    custom channels' push URLs): a refused one fails like an unreachable host. The name is resolved
+    once more when connecting; webhook deliveries (sender.py) also pin the checked address."""
+
+    def __init__(self, policy: AddressPolicy, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.policy = policy
+        self.inner = inner or httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            await self.policy.check(request.url)
+        except Refused as exc:
+            raise httpx.ConnectError(f"refused: {exc}", request=request) from None
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
