@@ -17,7 +17,8 @@ from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.fakes.storefront import FakeStorefront
 from crossdock.events.webhooks import signing
 from tests.conftest import LiveServer
-from tests.world import NYC, seed
+from tests.world import NODES, NYC, seed
+from tests.world import order as world_order
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -195,3 +196,42 @@ def test_a_channel_at_a_private_address_is_not_called_unless_allowed(tmp_path: P
             assert status["pending"] == 1 and shop.quantity("TEE") is None
         finally:
             server.__exit__()
+
+
+def test_a_nodes_warehouse_system_reports_shipments_and_counts(http: httpx.Client, live: LiveServer) -> None:
+    """The warehouse system behind a node reports, signed: a shipment takes the order's units off
+    the shelf, a count sets on hand; a repeat changes nothing; a forged report is refused."""
+    from crossdock.connectors.fakes.warehouse import signed_webhook
+
+    secret = signing.new_secret()
+    node = {**NODES["wh-east"], "connector": "rest"}
+    node["config"] = {"api_url": "http://127.0.0.1:9", "api_key": "k", "webhook_secret": secret}
+    http.put("/v1/nodes/wh-east", json=node).raise_for_status()
+    (east,) = [n for n in http.get("/v1/nodes").json()["nodes"] if n["node_id"] == "wh-east"]
+    assert east["connector"] == "rest" and east["config_keys"] == ["api_key", "api_url", "webhook_secret"]
+    order = http.post("/v1/orders", json=world_order("W-1", {"TEE": 2})).json()
+    assert [a["node_id"] for a in order["allocations"]] == ["wh-east"]
+    shipment = {
+        "type": "shipment.created",
+        "order_id": order["order_id"],
+        "lines": [{"sku": "TEE", "quantity": 2}],
+        "carrier": "ups",
+        "tracking_number": "1Z999",
+    }
+    body, headers = signed_webhook(shipment, secret)
+    with live.anonymous() as wms:
+        first = wms.post("/v1/nodes/wh-east/webhooks", content=body, headers=headers)
+        assert first.status_code == 200, first.text
+        assert first.json()["shipments"] == [{"order_id": order["order_id"], "status": "shipped"}]
+        assert wms.post("/v1/nodes/wh-east/webhooks", content=body, headers=headers).json()["status"] == "duplicate"
+        forged = wms.post("/v1/nodes/wh-east/webhooks", content=body.replace(b"1Z999", b"1Z000"), headers=headers)
+        assert forged.status_code == 401
+        count_body, count_headers = signed_webhook(
+            {"type": "stock.counted", "counts": [{"sku": "TEE", "on_hand": 7}]}, secret
+        )
+        counted = wms.post("/v1/nodes/wh-east/webhooks", content=count_body, headers=count_headers)
+        assert counted.status_code == 200, counted.text
+    east = next(n for n in http.get("/v1/inventory/TEE").json()["nodes"] if n["node_id"] == "wh-east")
+    assert (east["on_hand"], east["reserved"]) == (7, 0)
+    assert http.get(f"/v1/orders/{order['order_id']}").json()["status"] == "shipped"
+    assert http.post("/v1/nodes/wh-west/webhooks", content=body, headers=headers).status_code == 409  # no connector

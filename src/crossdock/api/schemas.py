@@ -42,6 +42,10 @@ class NodeIn(Strict):
     lon: Annotated[Number, Field(ge=-180, le=180)] | None = None
     capacity_per_day: Count = Field(0, description="Orders per day; 0 means unlimited")
     handling_cost: Annotated[Number, Field(ge=0)] = 0.0
+    connector: str | None = Field(
+        None, description="The warehouse system or 3PL behind the node: an installed node connector (`rest`)"
+    )
+    config: dict[str, Any] = Field(default_factory=dict, description="The node connector's settings")
 
 
 class BufferIn(Strict):

@@ -3,6 +3,8 @@ order's lines per SKU, and never push an older quantity after a newer one."""
 
 from __future__ import annotations
 
+import hmac
+import json
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -10,7 +12,16 @@ from typing import Any
 
 import httpx
 
-from crossdock.connectors.sdk import ChannelError, Line, PayloadError, QuantityUpdate
+from crossdock.connectors.sdk import (
+    ChannelError,
+    ConfigError,
+    Line,
+    PayloadError,
+    QuantityUpdate,
+    RawWebhook,
+    SignatureError,
+)
+from crossdock.events.webhooks import signing
 from crossdock.store.clock import utcnow
 
 
@@ -104,3 +115,41 @@ class SequenceGate:
     def pushed(self, updates: Iterable[QuantityUpdate]) -> None:
         for u in updates:
             self._pushed[u.sku] = max(u.sequence, self._pushed.get(u.sku, u.sequence))
+
+
+STANDARD_WEBHOOK_TOLERANCE = 300  # seconds between a webhook's timestamp and its arrival
+
+
+def verify_standard_webhook(webhook: RawWebhook, secret: str, whose: str) -> None:
+    """Standard Webhooks (symmetric v1): a signature over "{id}.{timestamp}.{body}" with `secret`,
+    any of several during a rotation, timestamped within 5 minutes of the webhook's arrival (not of
+    now: a webhook verified later, from storage, stays valid). `whose` names the secret in the
+    errors ("the channel's secret"); an unusable secret is a ConfigError."""
+    msg_id = webhook.headers.get("webhook-id")
+    stamp = webhook.headers.get("webhook-timestamp")
+    given = webhook.headers.get("webhook-signature")
+    if not msg_id or not stamp or not given:
+        raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
+    try:
+        timestamp = int(stamp)
+    except ValueError:
+        raise SignatureError("webhook-timestamp is not Unix seconds") from None
+    if abs(webhook.received_at.timestamp() - timestamp) > STANDARD_WEBHOOK_TOLERANCE:
+        raise SignatureError("webhook-timestamp is more than 5 minutes from the arrival time")
+    try:
+        expected = signing.sign(secret, msg_id, timestamp, webhook.body)
+    except ValueError as exc:
+        raise ConfigError(f"{whose} is unusable: {exc}") from None
+    if not any(hmac.compare_digest(s, expected) for s in given.split()):
+        raise SignatureError(f"no webhook-signature matches this body with {whose}")
+
+
+def json_object(webhook: RawWebhook) -> dict[str, Any]:
+    """The webhook's body, which must be a JSON object."""
+    try:
+        body = json.loads(webhook.body)
+    except ValueError as exc:
+        raise PayloadError(f"the body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise PayloadError("the body must be a JSON object")
+    return body

@@ -1,6 +1,7 @@
 """Finding connectors: every `crossdock.connectors` entry point named `channel.<type>` is the
-connector class of that channel type, and `carrier.<name>` a carrier connector. Crossdock's own are
-registered in its pyproject.toml; a separate package registers more the same way:
+connector class of that channel type, `node.<kind>` a node connector (a warehouse system or 3PL)
+and `carrier.<name>` a carrier connector. Crossdock's own are registered in its pyproject.toml; a
+separate package registers more the same way:
 
     [project.entry-points."crossdock.connectors"]
     "channel.etsy" = "crossdock_etsy:EtsyConnector"
@@ -12,7 +13,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from crossdock.connectors.sdk import CarrierConnector, ChannelConnector
+from crossdock.connectors.sdk import CarrierConnector, ChannelConnector, NodeConnector
 
 GROUP = "crossdock.connectors"
 
@@ -27,6 +28,12 @@ def channel_connectors() -> dict[str, type[ChannelConnector]]:
 def carrier_connectors() -> dict[str, type[CarrierConnector]]:
     """Carrier name -> connector class, for every installed carrier connector."""
     return _named("carrier")
+
+
+@cache
+def node_connectors() -> dict[str, type[NodeConnector]]:
+    """Node connector kind -> class (warehouse systems and 3PLs), for every installed one."""
+    return _named("node")
 
 
 def _named(kind: str) -> dict[str, Any]:

@@ -217,6 +217,71 @@ class CarrierConnector(Protocol):
         """The tracking news in a webhook; PayloadError when it cannot be read."""
 
 
+@dataclass(frozen=True, slots=True)
+class FulfilmentRequest:
+    """Ask a node (a WMS or 3PL) to ship what an order holds there. `request_id` is the same for a
+    retry of the same request, so the node can drop repeats."""
+
+    request_id: str
+    order_id: str
+    node_id: str
+    lines: tuple[Line, ...]
+    ship_to: ShipTo
+    carrier: str | None = None
+    service: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ShipmentNotice:
+    """A node shipped (some of) an order."""
+
+    order_id: str
+    lines: tuple[Line, ...]
+    carrier: str
+    tracking_number: str
+
+
+@dataclass(frozen=True, slots=True)
+class StockCount:
+    """What a node counted on its shelf for a SKU."""
+
+    sku: str
+    on_hand: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInbound:
+    """What one webhook from a node says. `event_id`: a repeat is dropped."""
+
+    topic: str
+    event_id: str | None = None
+    occurred_at: datetime | None = None
+    shipments: tuple[ShipmentNotice, ...] = ()
+    counts: tuple[StockCount, ...] = ()
+    tracking: tuple[TrackingUpdate, ...] = ()
+    ignored: str | None = None
+
+
+@runtime_checkable
+class NodeConnector(Protocol):
+    """A warehouse system or 3PL behind a node: fulfilment requests out, shipments, tracking and
+    stock counts in. `config` is the node's connector settings (`Node.config`)."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, node_id: str, config: Mapping[str, object], http: httpx.AsyncClient) -> None: ...
+
+    async def send(self, request: FulfilmentRequest) -> str:
+        """Hands the request to the node; returns the node's reference for it. ChannelError when it
+        failed (retried with the same request_id)."""
+
+    def verify(self, webhook: RawWebhook) -> None:
+        """Raises SignatureError unless the node signed this webhook."""
+
+    def parse(self, webhook: RawWebhook) -> NodeInbound:
+        """The webhook's meaning; PayloadError with a reason when it cannot be taken."""
+
+
 def config_text(channel: Channel, key: str) -> str:
     """A required text setting of the channel's `config`."""
     value = channel.config.get(key)

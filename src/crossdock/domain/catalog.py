@@ -46,6 +46,8 @@ class Node:
     lon: float
     capacity_per_day: int = 0  # orders per day; 0 = unlimited
     handling_cost: float = 0.0
+    connector: str | None = None  # the warehouse system or 3PL behind the node (a node connector's kind)
+    config: dict[str, object] = field(default_factory=dict, hash=False, compare=False)  # its settings
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,9 +15,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from crossdock.connectors.postal import locate
-from crossdock.connectors.sdk import ChannelOrder, Inbound
+from crossdock.connectors.sdk import ChannelOrder, Inbound, NodeInbound
 from crossdock.domain.errors import InvalidTransition
 from crossdock.domain.order import OrderStatus, ShipTo
+from crossdock.domain.position import Reason
+from crossdock.services.inventory import Adjustment, adjust_stock
 from crossdock.services.orders import NewOrder, cancel_order, ingest_order, ship_order
 from crossdock.services.ports import UnitOfWork
 from crossdock.store.clock import to_text
@@ -115,3 +117,33 @@ def _cancel(uow: InboxStore, channel_id: str, external_id: str, reason: str) -> 
     except InvalidTransition as exc:  # shipped already: the channel's cancellation comes too late
         return {"external_id": external_id, "order_id": order_id, "status": str(order.status), "refused": exc.detail}
     return {"external_id": external_id, "order_id": order_id, "status": str(cancelled.status)}
+
+
+def take_in_node(uow: InboxStore, node_id: str, inbound: NodeInbound) -> dict[str, Any]:
+    """Applies what a node's warehouse system reports, once per delivery: shipments leave on hand
+    and the orders' allocations; a stock count sets on hand (a cycle count). All or nothing: a
+    shipment Crossdock cannot take refuses the delivery, which the node sends again once fixed."""
+    source = f"node:{node_id}"  # deliveries from nodes share the inbox with channels'
+    if inbound.event_id is not None and uow.seen_delivery(source, inbound.event_id):
+        return {"status": "duplicate", "topic": inbound.topic}
+    outcome: dict[str, Any] = {"status": "ignored" if inbound.ignored else "applied", "topic": inbound.topic}
+    if inbound.ignored:
+        outcome["reason"] = inbound.ignored
+    shipped = []
+    for notice in inbound.shipments:
+        lines = [(ln.sku, ln.quantity) for ln in notice.lines]
+        order = ship_order(uow, notice.order_id, node_id, lines, notice.carrier, notice.tracking_number)
+        shipped.append({"order_id": order.order_id, "status": str(order.status)})
+    if shipped:
+        outcome["shipments"] = shipped
+    if inbound.counts:
+        reference = inbound.event_id or "count"
+        counts = [
+            Adjustment(c.sku, node_id, Reason.CYCLE_COUNT, reference, set_quantity=c.on_hand) for c in inbound.counts
+        ]
+        outcome["counts"] = [p.as_dict() for p in adjust_stock(uow, counts)]
+    if inbound.tracking:
+        outcome["tracking"] = [{"tracking_number": t.tracking_number, "status": t.status} for t in inbound.tracking]
+    if inbound.event_id is not None:
+        uow.record_delivery(source, inbound.event_id, inbound.topic, outcome)
+    return outcome

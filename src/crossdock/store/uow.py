@@ -59,10 +59,10 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
         entry = self._cache.entry
         if version != entry[0]:
             nodes = {
-                r[0]: Node(r[0], NodeType(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8])
+                r[0]: Node(r[0], NodeType(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], orjson.loads(r[10]))
                 for r in self.all(
                     "SELECT node_id, type, name, postal_code, country, lat, lon, capacity_per_day,"
-                    " handling_cost FROM nodes"
+                    " handling_cost, connector, config FROM nodes"
                 )
             }
             channels = {
@@ -112,11 +112,12 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
         created = not self._exists("nodes", "node_id", node.node_id)
         self.x(
             "INSERT INTO nodes (node_id, type, name, postal_code, country, lat, lon, capacity_per_day,"
-            " handling_cost, updated_at) VALUES (:node_id, :type, :name, :postal_code, :country, :lat, :lon,"
-            " :capacity_per_day, :handling_cost, :now) ON CONFLICT (node_id) DO UPDATE SET type = excluded.type,"
-            " name = excluded.name, postal_code = excluded.postal_code, country = excluded.country,"
-            " lat = excluded.lat, lon = excluded.lon, capacity_per_day = excluded.capacity_per_day,"
-            " handling_cost = excluded.handling_cost, updated_at = excluded.updated_at",
+            " handling_cost, connector, config, updated_at) VALUES (:node_id, :type, :name, :postal_code, :country,"
+            " :lat, :lon, :capacity_per_day, :handling_cost, :connector, :config, :now) ON CONFLICT (node_id)"
+            " DO UPDATE SET type = excluded.type, name = excluded.name, postal_code = excluded.postal_code,"
+            " country = excluded.country, lat = excluded.lat, lon = excluded.lon,"
+            " capacity_per_day = excluded.capacity_per_day, handling_cost = excluded.handling_cost,"
+            " connector = excluded.connector, config = excluded.config, updated_at = excluded.updated_at",
             {
                 "node_id": node.node_id,
                 "type": str(node.type),
@@ -127,6 +128,8 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
                 "lon": node.lon,
                 "capacity_per_day": node.capacity_per_day,
                 "handling_cost": node.handling_cost,
+                "connector": node.connector,
+                "config": dumps(node.config),
                 "now": self.now_text,
             },
         )

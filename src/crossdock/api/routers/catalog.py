@@ -13,7 +13,7 @@ from crossdock.api.problems import responses
 from crossdock.api.schemas import ID_PATTERN, ChannelIn, NodeIn, SkuIn
 from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.connectors.postal import locate
-from crossdock.connectors.registry import channel_connectors
+from crossdock.connectors.registry import channel_connectors, node_connectors
 from crossdock.domain.catalog import Buffer, Channel, Node, NodeType, Sku
 from crossdock.domain.errors import InvalidRequest, NotFound
 from crossdock.services import catalog
@@ -61,6 +61,9 @@ async def put_node(request: Request, body: NodeIn, node_id: PathId) -> Response:
         lat, lon = where
     else:
         lat, lon = float(body.lat), float(body.lon)
+    if body.connector is not None and body.connector not in node_connectors():
+        known = ", ".join(sorted(node_connectors()))
+        raise InvalidRequest(f"no node connector {body.connector!r} is installed ({known})", field="connector")
     node = Node(
         node_id,
         NodeType(body.type),
@@ -71,6 +74,8 @@ async def put_node(request: Request, body: NodeIn, node_id: PathId) -> Response:
         lon,
         body.capacity_per_day,
         float(body.handling_cost),
+        body.connector,
+        body.config,
     )
     return await write(request, body, partial(_put_node, node))
 
@@ -143,6 +148,9 @@ def node_view(n: Node) -> dict[str, Any]:
         "lon": n.lon,
         "capacity_per_day": n.capacity_per_day,
         "handling_cost": n.handling_cost,
+        # Connector secrets stay inside: only the names of configured keys are shown.
+        "connector": n.connector,
+        "config_keys": sorted(n.config),
     }
 
 

@@ -1,5 +1,6 @@
-"""Channels at work: where they send their own webhooks (no bearer token: the channel's own
-signature instead), and how the sync of sellable quantities out to them stands.
+"""Channels and nodes at work: where channels, and the warehouse systems behind nodes, send their
+own webhooks (no bearer token: their own signature instead), and how the sync of sellable
+quantities out to each channel stands.
 
 The channel's connector verifies the signature over the exact bytes received, turns the payload
 into canonical orders, cancellations and refunds (fetching the order from the channel's API when
@@ -11,7 +12,9 @@ fetch the order (the channel retries the webhook), 200 with what was done otherw
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 from functools import partial
 from typing import Annotated, Any
 
@@ -23,30 +26,31 @@ from crossdock.api.auth import guarded, principal, secured
 from crossdock.api.problems import Refused, responses
 from crossdock.api.schemas import ID_PATTERN, SyncOut
 from crossdock.api.writes import json_response, read, write
-from crossdock.connectors.registry import channel_connector, channel_connectors
+from crossdock.connectors.registry import channel_connector, channel_connectors, node_connectors
 from crossdock.connectors.sdk import (
     ChannelConnector,
     ChannelError,
     ConfigError,
     FetchingChannel,
     Inbound,
+    NodeInbound,
     PayloadError,
     RawWebhook,
     SignatureError,
 )
-from crossdock.domain.catalog import Channel
+from crossdock.domain.catalog import Channel, Node
 from crossdock.domain.errors import NotFound
 from crossdock.services.access import check_channel
-from crossdock.services.channel_inbox import InboxStore, take_in
+from crossdock.services.channel_inbox import InboxStore, take_in, take_in_node
 from crossdock.services.ports import UnitOfWork
 from crossdock.store.clock import utcnow
 
-router = APIRouter(prefix="/v1/channels", tags=["channels"], route_class=guarded())
+router = APIRouter(prefix="/v1", tags=["channels"], route_class=guarded())
 ChannelId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
 
 
 @router.post(
-    "/{channel_id}/webhooks",
+    "/channels/{channel_id}/webhooks",
     responses=responses(
         "not-found", "invalid-signature", "unprocessable-webhook", "channel-misconfigured", "channel-unavailable"
     ),
@@ -84,11 +88,21 @@ def _connector(channel: Channel, http: httpx.AsyncClient) -> ChannelConnector:
 
 
 async def _understand(connector: ChannelConnector, webhook: RawWebhook) -> Inbound:
-    try:
+    with _refusals():
         connector.verify(webhook)
         inbound = connector.parse(webhook)
         if inbound.to_fetch and isinstance(connector, FetchingChannel):
             inbound = await connector.fetch(inbound)
+    if inbound.to_fetch:
+        raise Refused("unprocessable-webhook", "the webhook names orders its connector cannot fetch")
+    return inbound
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A connector's verdicts as answers: the sender learns what to fix, or when to retry."""
+    try:
+        yield
     except SignatureError as exc:
         raise Refused("invalid-signature", str(exc)) from None
     except PayloadError as exc:
@@ -100,9 +114,6 @@ async def _understand(connector: ChannelConnector, webhook: RawWebhook) -> Inbou
         raise Refused(
             "channel-unavailable", f"fetching from the channel failed: {exc}", {"Retry-After": wait}
         ) from None
-    if inbound.to_fetch:
-        raise Refused("unprocessable-webhook", "the webhook names orders its connector cannot fetch")
-    return inbound
 
 
 def _take_in(channel_id: str, inbound: Inbound, uow: InboxStore) -> tuple[int, Any]:
@@ -110,7 +121,9 @@ def _take_in(channel_id: str, inbound: Inbound, uow: InboxStore) -> tuple[int, A
 
 
 @router.get(
-    "/{channel_id}/sync", **secured("inventory:read"), responses=responses("not-found", ok={200: {"model": SyncOut}})
+    "/channels/{channel_id}/sync",
+    **secured("inventory:read"),
+    responses=responses("not-found", ok={200: {"model": SyncOut}}),
 )
 async def get_sync(request: Request, channel_id: ChannelId) -> Response:
     """How the channel's sellable quantities stand: SKUs waiting to be pushed and since when (the
@@ -128,3 +141,44 @@ async def get_sync(request: Request, channel_id: ChannelId) -> Response:
 
 def _sync_status(channel_id: str, uow: UnitOfWork) -> dict[str, Any]:
     return uow.sync_status(channel_id)
+
+
+NodeId = Annotated[str, Path(min_length=1, max_length=128, pattern=ID_PATTERN)]
+
+
+@router.post(
+    "/nodes/{node_id}/webhooks",
+    tags=["catalog"],
+    responses=responses("not-found", "invalid-signature", "unprocessable-webhook", "channel-misconfigured"),
+    openapi_extra={"requestBody": {"content": {"application/json": {"schema": {}}}, "required": True}},
+)
+async def post_node_webhook(request: Request, node_id: NodeId) -> Response:
+    """What the warehouse system or 3PL behind a node reports, signed its way: shipments (the
+    order's units leave on hand), stock counts (set on hand, as a cycle count) and tracking news.
+    Repeats of a delivery are acknowledged and dropped."""
+    node = await read(request, partial(_node, node_id))
+    kind = node_connectors().get(node.connector or "")
+    if kind is None:
+        raise Refused("channel-misconfigured", f"node {node_id} has no installed connector ({node.connector!r})")
+    webhook = RawWebhook(
+        url=str(request.url),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        body=await request.body(),
+        received_at=utcnow(),
+    )
+    with _refusals():
+        connector = kind(node_id, node.config, request.app.state.channel_http)
+        connector.verify(webhook)
+        inbound = connector.parse(webhook)
+    return await write(request, None, partial(_take_in_node, node_id, inbound))
+
+
+def _node(node_id: str, uow: UnitOfWork) -> Node:
+    node = uow.catalog().nodes.get(node_id)
+    if node is None:
+        raise NotFound(f"no node {node_id}")
+    return node
+
+
+def _take_in_node(node_id: str, inbound: NodeInbound, uow: InboxStore) -> tuple[int, Any]:
+    return 200, take_in_node(uow, node_id, inbound)

@@ -1,0 +1,96 @@
+"""A fake warehouse system behind a `rest` node (`connectors.nodes.rest`): it takes fulfilment
+requests at `POST /fulfilment-orders`, refuses a wrong or missing `Authorization: Bearer` key
+(401), and keeps the orders it created (`orders`, with the headers they came with in `headers`).
+
+Idempotency, as the contract asks: an order is keyed by its `Idempotency-Key` (the `request_id`).
+A repeat with the same key and the same body answers 200 with the first order's id and creates
+nothing. (The key must equal the body's `request_id`, else 422.) A repeat of a key whose body differs answers 409
+`{"id": <the first order's id>, "error": ...}` and creates nothing either (the contract lets a
+node answer 409 for a taken request id; the connector takes the id as the reference). A new key
+answers 201 `{"id": "wo_<n>"}`.
+
+`signed_webhook` makes the Standard-Webhooks-signed webhooks such a node sends to Crossdock.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from crossdock.connectors.fakes.common import Failures, retry_after
+from crossdock.events.webhooks import signing
+
+
+def signed_webhook(
+    body: dict[str, Any], secret: str, *, msg_id: str | None = None, timestamp: int | None = None
+) -> tuple[bytes, dict[str, str]]:
+    """The bytes and (lower-case) headers of a webhook the node sends, signed with `secret`;
+    `timestamp` (Unix seconds) defaults to now, `msg_id` to a fresh id."""
+    raw = json.dumps(body).encode()
+    headers = signing.headers(
+        [secret], msg_id or f"msg_{uuid.uuid4().hex}", int(time.time()) if timestamp is None else timestamp, raw
+    )
+    headers["content-type"] = "application/json"
+    return raw, headers
+
+
+class FakeWarehouse:
+    def __init__(self, api_key: str = "wms-key") -> None:
+        self.api_key = api_key
+        self.lock = threading.Lock()
+        self.orders: list[dict[str, Any]] = []  # the body of each order created, in order
+        self.headers: list[dict[str, str]] = []  # the (lower-case) headers each created order came with
+        self.calls = 0  # every request that reached the route, failed or not
+        self._ids: dict[str, tuple[str, dict[str, Any]]] = {}  # idempotency key -> (order id, body)
+        self._failures: Failures[tuple[int, float | None]] = Failures()
+        self.app = Starlette(routes=[Route("/fulfilment-orders", self._create, methods=["POST"])])
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+    def fail_next(self, n: int, status: int = 503, retry_after: float | None = None) -> None:
+        """The next `n` requests are answered `status` (before any check) and change nothing."""
+        self._failures.add(n, (status, retry_after))
+
+    def recover(self) -> None:
+        self._failures.clear()
+
+    async def _create(self, request: Request) -> Response:
+        raw = await request.body()
+        with self.lock:
+            self.calls += 1
+        if (failure := self._failures.next()) is not None:
+            status, wait = failure
+            return JSONResponse({"error": "failing on purpose"}, status_code=status, headers=retry_after(wait))
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return JSONResponse({"error": "bad or missing API key"}, status_code=401)
+        key = request.headers.get("idempotency-key")
+        if not key:
+            return JSONResponse({"error": "Idempotency-Key is required"}, status_code=400)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
+            return JSONResponse({"error": "request_id is required"}, status_code=422)
+        if body["request_id"] != key:
+            return JSONResponse({"error": "Idempotency-Key must be the request_id"}, status_code=422)
+        with self.lock:
+            if key in self._ids:
+                order_id, first = self._ids[key]
+                if first == body:
+                    return JSONResponse({"id": order_id}, status_code=200)
+                return JSONResponse({"id": order_id, "error": "request_id taken by another order"}, status_code=409)
+            order_id = f"wo_{len(self.orders) + 1}"
+            self._ids[key] = (order_id, body)
+            self.orders.append(body)
+            self.headers.append({k.lower(): v for k, v in request.headers.items()})
+        return JSONResponse({"id": order_id}, status_code=201)

@@ -1,0 +1,1 @@
+"""Node connectors: the warehouse systems and 3PLs behind Crossdock's nodes."""
