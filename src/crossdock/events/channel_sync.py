@@ -170,11 +170,11 @@ class ChannelWorker:
             if connector is None:  # no connector for this type (yet): nothing to push to
                 await asyncio.sleep(LOOK_EVERY * 5)
                 continue
-            state = await self.relay.reading(partial(_status, channel_id=self.channel_id))
-            paused = state["paused_until"]
+            failures, paused = await self.relay.reading(partial(_circuit, channel_id=self.channel_id))
             if paused is not None and paused > self.relay.clock():
                 await asyncio.sleep(min(LOOK_EVERY * 5, (paused - self.relay.clock()).total_seconds()))
                 continue
+            self.kick.clear()  # before reading what to push: a change noted after this wakes the wait below
             try:
                 if time.monotonic() - self.reconciled_at > self.settings.reconcile_every.total_seconds():
                     await self.reconcile(connector)
@@ -183,14 +183,13 @@ class ChannelWorker:
                     await self.poll(connector)
                 pushed = await self.push_once(connector)
             except ChannelError as exc:
-                await self._failed(state["failures"] + 1, str(exc), exc.retry_after)
+                await self._failed(failures + 1, str(exc), exc.retry_after)
                 continue
             except ConfigError as exc:
                 await self._failed(FAILURES_TO_PAUSE, str(exc), None)
                 continue
             self.backoff.reset()
             if not pushed:
-                self.kick.clear()
                 await _wait(self.kick, LOOK_EVERY)
 
     def _connector(self, channel: Channel | None) -> ChannelConnector | None:
@@ -274,7 +273,11 @@ class ChannelWorker:
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:
-    await asyncio.wait([asyncio.ensure_future(event.wait())], timeout=timeout)
+    waiter = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait([waiter], timeout=timeout)
+    finally:
+        waiter.cancel()
 
 
 def _channel_of(event: StoredEvent) -> str:
@@ -345,6 +348,6 @@ def _note_failure(uow: Any, *, channel_id: str, error: str, paused_until: dateti
     uow.note_sync_failure(channel_id, error, paused_until)
 
 
-def _status(uow: Any, *, channel_id: str) -> dict[str, Any]:
-    status: dict[str, Any] = uow.sync_status(channel_id)
-    return status
+def _circuit(uow: Any, *, channel_id: str) -> tuple[int, datetime | None]:
+    circuit: tuple[int, datetime | None] = uow.sync_circuit(channel_id)
+    return circuit

@@ -122,6 +122,12 @@ class ChannelTables(Sql):
             {"c": channel_id, "now": self.now_text, **params},
         )
 
+    def sync_circuit(self, channel_id: str) -> tuple[int, datetime | None]:
+        """Failures in a row, and until when pushing is paused: what a channel worker looks at
+        before every push (one row, unlike `sync_status`, which counts the channel's SKUs)."""
+        r = self.one("SELECT failures, paused_until FROM channel_sync_state WHERE channel_id = :c", {"c": channel_id})
+        return (int(r[0]), from_text(r[1]) if r[1] else None) if r else (0, None)
+
     def sync_status(self, channel_id: str) -> dict[str, Any]:
         counts = self.one(
             f"SELECT COUNT(*), SUM(CASE WHEN {_PENDING} THEN 1 ELSE 0 END),"

@@ -61,16 +61,17 @@ async def post_channel_webhook(request: Request, channel_id: ChannelId) -> Respo
     headers, signature and body. Repeats of a delivery and news older than what was taken for an
     order are acknowledged and dropped."""
     channel = await read(request, partial(_channel, channel_id))
-    webhook = RawWebhook(
-        url=str(request.url),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        body=await request.body(),
-        received_at=utcnow(),
-    )
+    webhook = await _raw(request)
     http: httpx.AsyncClient = request.app.state.channel_http
     connector = _connector(channel, http)
     inbound = await _understand(connector, webhook)
     return await write(request, None, partial(_take_in, channel_id, inbound))
+
+
+async def _raw(request: Request) -> RawWebhook:
+    """The webhook exactly as it came: signatures are over these bytes."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return RawWebhook(str(request.url), headers, await request.body(), utcnow())
 
 
 def _channel(channel_id: str, uow: UnitOfWork) -> Channel:
@@ -160,12 +161,7 @@ async def post_node_webhook(request: Request, node_id: NodeId) -> Response:
     kind = node_connectors().get(node.connector or "")
     if kind is None:
         raise Refused("channel-misconfigured", f"node {node_id} has no installed connector ({node.connector!r})")
-    webhook = RawWebhook(
-        url=str(request.url),
-        headers={k.lower(): v for k, v in request.headers.items()},
-        body=await request.body(),
-        received_at=utcnow(),
-    )
+    webhook = await _raw(request)
     with _refusals():
         connector = kind(node_id, node.config, request.app.state.channel_http)
         connector.verify(webhook)

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import unicodedata
 from typing import Any, ClassVar
 
 import httpx
 
-from crossdock.connectors.common import parse_time, raise_for_status
+from crossdock.connectors.common import json_object, parse_time, raise_for_status
 from crossdock.connectors.sdk import (
     ChannelError,
     Parcel,
@@ -107,12 +106,7 @@ class EasyPostCarrier:
             raise SignatureError("the X-Hmac-Signature does not match the body")
 
     def tracking(self, webhook: RawWebhook) -> list[TrackingUpdate]:
-        try:
-            event = json.loads(webhook.body)
-        except ValueError as e:
-            raise PayloadError(f"the EasyPost event is not JSON: {e}") from e
-        if not isinstance(event, dict):
-            raise PayloadError("the EasyPost event is not an object")
+        event = json_object(webhook)
         if event.get("description") not in TRACKER_EVENTS:
             return []  # another kind of event (batch, refund, ...): no tracking news
         tracker = event.get("result")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, ClassVar
@@ -26,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from crossdock.connectors.common import parse_time, raise_for_status
+from crossdock.connectors.common import json_object, parse_time, raise_for_status
 from crossdock.connectors.sdk import (
     ChannelError,
     Parcel,
@@ -149,12 +148,7 @@ class ShippoCarrier:
             raise SignatureError("the Shippo-Auth-Signature does not match the body")
 
     def tracking(self, webhook: RawWebhook) -> list[TrackingUpdate]:
-        try:
-            event = json.loads(webhook.body)
-        except ValueError as e:
-            raise PayloadError(f"the Shippo webhook is not JSON: {e}") from e
-        if not isinstance(event, dict):
-            raise PayloadError("the Shippo webhook is not an object")
+        event = json_object(webhook)
         if event.get("event") != "track_updated":
             return []  # transaction or batch news: nothing about tracking
         track = event.get("data")
