@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import httpx
 
-from crossdock.connectors.common import json_object, parse_time, raise_for_status
+from crossdock.connectors.common import json_object, parse_time, raise_for_status, request
 from crossdock.connectors.sdk import (
     ChannelError,
     Parcel,
@@ -71,14 +71,14 @@ class EasyPostCarrier:
             # EasyPost weighs in ounces (decimals allowed).
             "parcel": {"weight": round(parcel.weight_grams / GRAMS_PER_OUNCE, 1)},
         }
-        try:
-            response = await self.http.post(
-                f"{self.api_base}/v2/shipments",
-                json={"shipment": shipment},
-                auth=httpx.BasicAuth(self.api_key, ""),  # EasyPost: the API key as user, no password
-            )
-        except httpx.HTTPError as e:
-            raise ChannelError(f"easypost: {e!r}") from e
+        response = await request(
+            self.http,
+            "easypost",
+            "POST",
+            f"{self.api_base}/v2/shipments",
+            json={"shipment": shipment},
+            auth=httpx.BasicAuth(self.api_key, ""),  # EasyPost: the API key as user, no password
+        )
         raise_for_status(response, "easypost")
         try:
             return [self._rate(r) for r in response.json().get("rates") or []]

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from crossdock.connectors.common import json_object, parse_time, raise_for_status
+from crossdock.connectors.common import json_object, parse_time, raise_for_status, request
 from crossdock.connectors.sdk import (
     ChannelError,
     Parcel,
@@ -97,14 +97,14 @@ class ShippoCarrier:
             ],
             "async": False,  # the rates in the answer, not fetched later
         }
-        try:
-            response = await self.http.post(
-                f"{self.api_url}/shipments/",
-                json=shipment,
-                headers={"Authorization": f"ShippoToken {self.api_key}"},
-            )
-        except httpx.HTTPError as e:
-            raise ChannelError(f"shippo: {e!r}") from e
+        response = await request(
+            self.http,
+            "shippo",
+            "POST",
+            f"{self.api_url}/shipments/",
+            json=shipment,
+            headers={"Authorization": f"ShippoToken {self.api_key}"},
+        )
         raise_for_status(response, "shippo")
         try:
             return [self._rate(r) for r in response.json().get("rates") or []]
