@@ -235,3 +235,35 @@ def test_a_nodes_warehouse_system_reports_shipments_and_counts(http: httpx.Clien
     assert (east["on_hand"], east["reserved"]) == (7, 0)
     assert http.get(f"/v1/orders/{order['order_id']}").json()["status"] == "shipped"
     assert http.post("/v1/nodes/wh-west/webhooks", content=body, headers=headers).status_code == 409  # no connector
+
+
+def test_allocations_become_fulfilment_requests_at_the_nodes_warehouse_system(
+    http: httpx.Client, live: LiveServer
+) -> None:
+    """An order allocated at a node with a warehouse system is sent there once, with what it holds
+    there; units allocated later (a backorder filled) are sent as a request of their own; a
+    warehouse that fails is tried again until it takes the request."""
+    from crossdock.connectors.fakes.warehouse import FakeWarehouse
+
+    wms = FakeWarehouse()
+    with FakeServer(wms) as server:
+        node = {**NODES["wh-east"], "connector": "rest"}
+        node["config"] = {"api_url": server.url, "api_key": wms.api_key, "webhook_secret": signing.new_secret()}
+        http.put("/v1/nodes/wh-east", json=node).raise_for_status()
+        wms.fail_next(1)
+        first = http.post("/v1/orders", json=world_order("F-1", {"TEE": 2})).json()
+        eventually(lambda: len(wms.orders) == 1, timeout=15)
+        sent = wms.orders[0]
+        assert sent["order_id"] == first["order_id"] and sent["node_id"] == "wh-east"
+        assert sent["lines"] == [{"sku": "TEE", "quantity": 2}] and sent["ship_to"]["postal_code"] == NYC["postal_code"]
+        # More than wh-east has left (3): 3 now, 2 once stock arrives, each sent as it is held.
+        second = http.post("/v1/orders", json=world_order("F-2", {"TEE": 5})).json()
+        assert second["status"] == "partially_allocated"
+        eventually(lambda: len(wms.orders) == 2)
+        adjust(http, "TEE", 2)
+        eventually(lambda: len(wms.orders) == 3)
+        assert [o["lines"] for o in wms.orders[1:]] == [
+            [{"sku": "TEE", "quantity": 3}],
+            [{"sku": "TEE", "quantity": 2}],
+        ]
+        assert len({o["request_id"] for o in wms.orders}) == 3

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from crossdock.config import Settings
 from crossdock.events.channel_sync import ChannelSync, SyncSettings
+from crossdock.events.fulfilment import FulfilmentDispatcher
 from crossdock.events.relay import Consumer, Relay, SinkConsumer
 from crossdock.events.webhooks.addresses import AddressPolicy
 from crossdock.events.webhooks.dispatcher import WebhookDispatcher
@@ -22,7 +23,8 @@ def start_relay(db: Database, settings: Settings) -> Relay | None:
         poll_every=timedelta(seconds=settings.channel_poll_seconds),
         policy=AddressPolicy.from_setting(settings.webhook_allow_private),
     )
-    consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync)]
+    fulfilment = FulfilmentDispatcher(sync.policy, settings.webhook_timeout_seconds)
+    consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync), fulfilment]
     if settings.nats_url:
         from crossdock.events.nats import NatsSink
 

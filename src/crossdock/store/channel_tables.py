@@ -1,6 +1,6 @@
-"""Channels: what their webhooks brought in (deliveries already taken, each order's newest change),
-and the sellable quantities going out to them (the newest to show, the newest they took, their
-sync state)."""
+"""Channels and nodes: what their webhooks brought in (deliveries already taken, each order's newest
+change), the sellable quantities going out to channels (the newest to show, the newest they took,
+their sync state), and the fulfilment requests going out to nodes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from typing import Any
 
 import orjson
 
+from crossdock.connectors.sdk import FulfilmentRequest, Line
 from crossdock.domain.channel_stock import DesiredStock
+from crossdock.domain.order import ShipTo
 from crossdock.store.clock import from_text, to_text
 from crossdock.store.sql import Sql, dumps, in_list
 
@@ -169,6 +171,55 @@ class ChannelTables(Sql):
             return {}
         names, params = in_list("s", list(skus))
         return {r[0]: int(r[1]) for r in self.all(f"SELECT sku, seq FROM skus WHERE sku IN {names}", params)}
+
+    # -- fulfilment requests to nodes -------------------------------------------------------------
+    def add_fulfilment_requests(self, requests: Sequence[FulfilmentRequest]) -> None:
+        """Once per request id: the same allocation read again adds nothing."""
+        self.many(
+            "INSERT INTO fulfilment_requests (request_id, order_id, node_id, lines, ship_to, created_at)"
+            " VALUES (:id, :order, :node, :lines, :ship_to, :now) ON CONFLICT (request_id) DO NOTHING",
+            [
+                {
+                    "id": r.request_id,
+                    "order": r.order_id,
+                    "node": r.node_id,
+                    "lines": dumps([[ln.sku, ln.quantity] for ln in r.lines]),
+                    "ship_to": dumps({"postal_code": r.ship_to.postal_code, "country": r.ship_to.country}),
+                    "now": self.now_text,
+                }
+                for r in requests
+            ],
+        )
+
+    def unsent_fulfilment_requests(self, limit: int) -> list[FulfilmentRequest]:
+        rows = self.all(
+            "SELECT request_id, order_id, node_id, lines, ship_to FROM fulfilment_requests WHERE sent_at IS NULL"
+            " ORDER BY created_at LIMIT :n",
+            {"n": limit},
+        )
+        return [
+            FulfilmentRequest(
+                r[0],
+                r[1],
+                r[2],
+                tuple(Line(sku, int(q)) for sku, q in orjson.loads(r[3])),
+                ShipTo(**orjson.loads(r[4])),
+            )
+            for r in rows
+        ]
+
+    def fulfilment_sent(self, request_id: str, reference: str) -> None:
+        self.x(
+            "UPDATE fulfilment_requests SET sent_at = :now, reference = :ref, attempts = attempts + 1"
+            " WHERE request_id = :id",
+            {"now": self.now_text, "ref": reference, "id": request_id},
+        )
+
+    def fulfilment_failed(self, request_id: str, error: str) -> None:
+        self.x(
+            "UPDATE fulfilment_requests SET attempts = attempts + 1, last_error = :error WHERE request_id = :id",
+            {"error": error[:500], "id": request_id},
+        )
 
 
 _PENDING = "refused IS NULL AND (pushed_sequence IS NULL OR pushed_sequence < sequence)"

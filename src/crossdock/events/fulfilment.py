@@ -1,0 +1,157 @@
+"""Fulfilment requests out to the warehouse systems behind nodes.
+
+Each `order.allocated` event names the units it newly held, per node (its picks). For every node
+with a connector, those picks become one fulfilment request, identified by the event and the node:
+reading the same event again adds nothing, and the node gets the same request id on every retry
+(its Idempotency-Key), so it can drop repeats. Requests wait in the database until their node takes
+them; a node that fails is tried again after a back-off, without holding up the other nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import httpx
+import structlog
+
+from crossdock.connectors.registry import node_connectors
+from crossdock.connectors.sdk import ChannelError, ConfigError, FulfilmentRequest, Line, NodeConnector
+from crossdock.domain import events as ev
+from crossdock.domain.catalog import Catalog
+from crossdock.domain.order import ShipTo
+from crossdock.events.outbox import StoredEvent
+from crossdock.events.relay import LEASE, Backoff, Relay
+from crossdock.events.webhooks.addresses import AddressPolicy, CheckedTransport
+
+log = structlog.get_logger()
+
+BATCH = 500
+SEND_AT_ONCE = 50
+RETRY_NODE_AFTER = (1.0, 60.0)  # first and longest wait before a failing node is tried again
+
+
+class FulfilmentDispatcher:
+    name = "fulfilment"
+
+    def __init__(self, policy: AddressPolicy | None = None, timeout: float = 15.0) -> None:
+        self.policy = policy or AddressPolicy()
+        self.timeout = timeout
+        self._kick = asyncio.Event()
+        self._resting: dict[str, tuple[float, Backoff]] = {}  # node -> (monotonic time to try again, its back-off)
+
+    async def run(self, relay: Relay) -> None:
+        transport = CheckedTransport(self.policy)
+        async with httpx.AsyncClient(timeout=self.timeout, transport=transport) as http:
+            await asyncio.gather(self._feed(relay), self._send(relay, http))
+
+    async def _feed(self, relay: Relay) -> None:
+        cursor = relay.cursor(self.name, start_at_end=True)  # allocations from now on
+        backoff = Backoff()
+        while True:
+            if not await cursor.acquire():
+                await asyncio.sleep(LEASE.total_seconds() / 3)
+                continue
+            since = relay.generation
+            try:
+                page = await relay.read(cursor.position, BATCH, types={ev.ORDER_ALLOCATED})
+                if page.events:
+                    catalog: Catalog = await relay.reading(lambda uow: uow.catalog())
+                    found = requests_for(page.events, {n for n, node in catalog.nodes.items() if node.connector})
+                    if found:
+                        await relay.write(partial(_add, requests=found))
+                        self._kick.set()
+                await cursor.advance(page.next)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("fulfilment feed failed")
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            if not page.events:
+                await relay.idle(since)
+
+    async def _send(self, relay: Relay, http: httpx.AsyncClient) -> None:
+        lease = relay.cursor(f"{self.name}:send")
+        while True:
+            if not await lease.acquire():
+                await asyncio.sleep(LEASE.total_seconds() / 3)
+                continue
+            self._kick.clear()
+            waiting: list[FulfilmentRequest] = await relay.reading(partial(_unsent, limit=SEND_AT_ONCE))
+            now = time.monotonic()
+            ready = [r for r in waiting if self._resting.get(r.node_id, (0.0, None))[0] <= now]
+            if ready:
+                catalog: Catalog = await relay.reading(lambda uow: uow.catalog())
+                await asyncio.gather(*(self._send_one(relay, http, catalog, r) for r in ready))
+            else:
+                waiter = asyncio.ensure_future(self._kick.wait())
+                try:
+                    await asyncio.wait([waiter], timeout=1.0)
+                finally:
+                    waiter.cancel()
+
+    async def _send_one(self, relay: Relay, http: httpx.AsyncClient, catalog: Catalog, r: FulfilmentRequest) -> None:
+        node = catalog.nodes.get(r.node_id)
+        kind = node_connectors().get(node.connector or "") if node is not None else None
+        try:
+            if node is None or kind is None:
+                raise ConfigError(f"node {r.node_id} has no installed connector")
+            connector: NodeConnector = kind(r.node_id, node.config, http)
+            reference = await connector.send(r)
+        except (ChannelError, ConfigError) as exc:
+            await relay.write(partial(_failed, request_id=r.request_id, error=str(exc)))
+            _, backoff = self._resting.get(r.node_id, (0.0, Backoff(*RETRY_NODE_AFTER)))
+            wait = getattr(exc, "retry_after", None) or backoff.next()
+            self._resting[r.node_id] = (time.monotonic() + wait, backoff)
+            log.warning("fulfilment request failed", node_id=r.node_id, order_id=r.order_id, error=str(exc))
+            return
+        self._resting.pop(r.node_id, None)
+        await relay.write(partial(_sent, request_id=r.request_id, reference=reference))
+
+
+def requests_for(events: Sequence[StoredEvent], served: set[str]) -> list[FulfilmentRequest]:
+    """One request per allocation event and node with a connector, for the units it newly held."""
+    found: list[FulfilmentRequest] = []
+    for event in events:
+        data: dict[str, Any] = event.cloudevent()["data"]
+        by_node: dict[str, list[Line]] = {}
+        for pick in data.get("picks", []):
+            if pick["node_id"] in served:
+                by_node.setdefault(pick["node_id"], []).append(Line(pick["sku"], int(pick["quantity"])))
+        st = data["ship_to"]
+        for node_id, lines in sorted(by_node.items()):
+            found.append(
+                FulfilmentRequest(
+                    f"{event.id}:{node_id}",
+                    data["order_id"],
+                    node_id,
+                    tuple(lines),
+                    ShipTo(st["postal_code"], st["country"]),
+                )
+            )
+    return found
+
+
+# Jobs on the database (module-level, so that they can be pickled to a writer process).
+
+
+def _add(uow: Any, *, requests: list[FulfilmentRequest]) -> None:
+    uow.add_fulfilment_requests(requests)
+
+
+def _unsent(uow: Any, *, limit: int) -> list[FulfilmentRequest]:
+    found: list[FulfilmentRequest] = uow.unsent_fulfilment_requests(limit)
+    return found
+
+
+def _sent(uow: Any, *, request_id: str, reference: str) -> None:
+    uow.fulfilment_sent(request_id, reference)
+
+
+def _failed(uow: Any, *, request_id: str, error: str) -> None:
+    uow.fulfilment_failed(request_id, error)
