@@ -94,30 +94,14 @@ class ChannelSync:
 
     # -- the feed ---------------------------------------------------------------------------------
     async def _feed(self, relay: Relay) -> None:
+        async def record(events: Sequence[StoredEvent]) -> None:
+            await relay.write(partial(_record, rows=_desired(events)))
+            for event in events:
+                self._kick.setdefault(_channel_of(event), asyncio.Event()).set()
+
         # From the end on a first start: what is there already reaches channels by reconciliation.
         cursor = relay.cursor(self.name, start_at_end=True)
-        backoff = Backoff()
-        while True:
-            if not await cursor.acquire():
-                await asyncio.sleep(LEASE.total_seconds() / 3)
-                continue
-            since = relay.generation
-            try:
-                page = await relay.read(cursor.position, FEED_BATCH, types={ev.ATS_CHANGED})
-                if page.events:
-                    await relay.write(partial(_record, rows=_desired(page.events)))
-                    for event in page.events:
-                        self._kick.setdefault(_channel_of(event), asyncio.Event()).set()
-                await cursor.advance(page.next)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("channel sync feed failed")
-                await asyncio.sleep(backoff.next())
-                continue
-            backoff.reset()
-            if not page.events:
-                await relay.idle(since)
+        await relay.follow(cursor, record, batch=FEED_BATCH, types={ev.ATS_CHANGED})
 
     # -- channel workers -------------------------------------------------------------------------
     async def _follow_channels(self, relay: Relay, http: httpx.AsyncClient) -> None:

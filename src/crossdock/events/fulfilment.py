@@ -49,31 +49,15 @@ class FulfilmentDispatcher:
             await asyncio.gather(self._feed(relay), self._send(relay, http))
 
     async def _feed(self, relay: Relay) -> None:
+        async def record(events: Sequence[StoredEvent]) -> None:
+            catalog: Catalog = await relay.reading(lambda uow: uow.catalog())
+            found = requests_for(events, {n for n, node in catalog.nodes.items() if node.connector})
+            if found:
+                await relay.write(partial(_add, requests=found))
+                self._kick.set()
+
         cursor = relay.cursor(self.name, start_at_end=True)  # allocations from now on
-        backoff = Backoff()
-        while True:
-            if not await cursor.acquire():
-                await asyncio.sleep(LEASE.total_seconds() / 3)
-                continue
-            since = relay.generation
-            try:
-                page = await relay.read(cursor.position, BATCH, types={ev.ORDER_ALLOCATED})
-                if page.events:
-                    catalog: Catalog = await relay.reading(lambda uow: uow.catalog())
-                    found = requests_for(page.events, {n for n, node in catalog.nodes.items() if node.connector})
-                    if found:
-                        await relay.write(partial(_add, requests=found))
-                        self._kick.set()
-                await cursor.advance(page.next)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("fulfilment feed failed")
-                await asyncio.sleep(backoff.next())
-                continue
-            backoff.reset()
-            if not page.events:
-                await relay.idle(since)
+        await relay.follow(cursor, record, batch=BATCH, types={ev.ORDER_ALLOCATED})
 
     async def _send(self, relay: Relay, http: httpx.AsyncClient) -> None:
         lease = relay.cursor(f"{self.name}:send")

@@ -221,6 +221,40 @@ class Relay:
     def cursor(self, name: str, *, start_at_end: bool = False) -> Cursor:
         return Cursor(self, name, start_at_end=start_at_end)
 
+    async def follow(
+        self,
+        cursor: Cursor,
+        handle: Callable[[Sequence[StoredEvent]], Awaitable[None]],
+        *,
+        batch: int,
+        types: Collection[str] | None = None,
+    ) -> None:
+        """Feeds `handle` every event past the cursor (of `types`), in outbox order and in batches,
+        while this relay holds the cursor's lease. The cursor moves only past what `handle` took; a
+        failure is retried after a back-off."""
+        backoff = Backoff()
+        while True:
+            if not await cursor.acquire():
+                await asyncio.sleep(LEASE.total_seconds() / 3)
+                continue
+            since = self.generation
+            try:
+                page = await self.read(cursor.position, batch, types)
+                if page.events:
+                    await handle(page.events)
+                await cursor.advance(page.next)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if _cancelling():  # a client library turned our cancellation into an error
+                    raise asyncio.CancelledError from exc
+                log.warning("consumer failed; retrying", consumer=cursor.name, error=str(exc))
+                await asyncio.sleep(backoff.next())
+                continue
+            backoff.reset()
+            if not page.events:
+                await self.idle(since)
+
     # -- compaction -------------------------------------------------------------------------------
     async def _compact_periodically(self, every: float = 600.0) -> None:
         while True:
@@ -321,29 +355,8 @@ class SinkConsumer:
     async def run(self, relay: Relay) -> None:
         cursor = relay.cursor(self.name)
         await self.sink.open()
-        backoff = Backoff()
         try:
-            while True:
-                if not await cursor.acquire():
-                    await asyncio.sleep(LEASE.total_seconds() / 3)
-                    continue
-                since = relay.generation
-                try:
-                    page = await relay.read(cursor.position, self.BATCH)
-                    if page.events:
-                        await self.sink.publish(page.events)
-                    await cursor.advance(page.next)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    if _cancelling():  # a client library turned our cancellation into an error
-                        raise asyncio.CancelledError from exc
-                    log.warning("sink publish failed; retrying", sink=self.name, error=str(exc))
-                    await asyncio.sleep(backoff.next())
-                    continue
-                backoff.reset()
-                if not page.events:
-                    await relay.idle(since)
+            await relay.follow(cursor, self.sink.publish, batch=self.BATCH)
         finally:
             await cursor.release()
             await self.sink.close()
