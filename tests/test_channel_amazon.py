@@ -5,6 +5,7 @@ JSON_LISTINGS_FEED, and the official `amzn-sp-api` SDK driving the same fake."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,18 +17,25 @@ import pytest
 
 from crossdock.connectors.channels.amazon import (
     AmazonConnector,
+    feed_report_errors,
     inbound_from_order_2026,
     inbound_from_order_v0,
 )
 from crossdock.connectors.fakes.amazon import TOKEN_PATH, FakeAmazon
 from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.sdk import (
+    FEED_DONE,
+    FEED_FAILED,
+    FEED_PENDING,
     Cancellation,
     ChannelConnector,
     ChannelError,
+    FeedChannel,
+    FeedOutcome,
     Inbound,
     Line,
     PayloadError,
+    PendingFeed,
     PollingChannel,
     QuantityUpdate,
     RawWebhook,
@@ -101,6 +109,7 @@ def at(text: str) -> datetime:
 def test_it_is_a_channel_connector_and_a_polling_channel_and_takes_no_webhooks() -> None:
     amazon = AmazonConnector(channel(), httpx.AsyncClient())
     assert isinstance(amazon, ChannelConnector) and isinstance(amazon, PollingChannel)
+    assert isinstance(amazon, FeedChannel)
     assert AmazonConnector.kind == "amazon" and AmazonConnector.max_batch == 25_000
     hook = RawWebhook("https://crossdock.test/v1/channels/amz/webhooks", {}, b"{}", datetime.now(UTC))
     with pytest.raises(SignatureError, match="polled"):
@@ -236,7 +245,7 @@ def test_every_real_orders_2026_order_is_mapped_or_ignored_with_a_reason() -> No
 
 
 def test_2026_orders_cancelled_pending_or_without_a_recipient() -> None:
-    order = {
+    order: dict[str, Any] = {
         "orderId": "111-0000000-0000001",
         "lastUpdatedTime": "2025-01-01T00:00:00Z",
         "fulfillment": {"fulfillmentStatus": "CANCELLED", "fulfilledBy": "MERCHANT"},
@@ -376,12 +385,65 @@ def test_a_big_push_goes_as_one_listings_feed(fake: FakeAmazon, server: FakeServ
         fake.add_listing(sku, 1)
     updates = [QuantityUpdate(sku, n * 2, 3) for n, sku in enumerate(skus)]
     result = run(fake, server, lambda amazon: amazon.push(updates))
-    assert sorted(result.accepted) == skus and not result.rejected
+    assert result.accepted == () and not result.rejected  # taken, not applied yet: pending
+    assert [(f.feed_id, sorted(u.sku for u in f.updates)) for f in result.pending] == [("50000", skus)]
     assert fake.patches == [] and len(fake.feeds) == 1
     feed = fake.feeds[0]
     assert feed["feedType"] == "JSON_LISTINGS_FEED" and len(feed["messages"]) == 25 and feed["issues"] == []
     assert feed["messages"][0]["operationType"] == "PATCH"
     assert [fake.quantity(s) for s in skus] == [n * 2 for n in range(25)]
+    [outcome] = run(fake, server, lambda amazon: amazon.settle(result.pending))
+    assert (outcome.feed_id, outcome.status, dict(outcome.rejected)) == ("50000", FEED_DONE, {})
+
+
+def test_the_real_processing_report_refuses_the_skus_with_errors() -> None:
+    report = real("listings_feed", "listings-feed-processing-report-schema-v2.example.json")
+    refused = feed_report_errors(report, {"My-SKU-A", "My-SKU-B", "My-SKU-C"})
+    assert sorted(refused) == ["My-SKU-B", "My-SKU-C"]
+    assert refused["My-SKU-B"].count("90220: ") == 2 and "batteries_required" in refused["My-SKU-B"]
+    assert feed_report_errors(report, {"My-SKU-A"}) == {}  # only the feed's own SKUs count
+
+
+def big_push(n: int, quantity: int = 4, sequence: int = 1) -> list[QuantityUpdate]:
+    return [QuantityUpdate(f"S{i:02d}", quantity, sequence) for i in range(n)]
+
+
+def test_a_feed_is_followed_until_done_and_its_report_refuses_skus(fake: FakeAmazon, server: FakeServer) -> None:
+    for update in big_push(12):
+        fake.add_listing(update.sku, 0)
+    fake.feed_steps = 2  # IN_QUEUE, then IN_PROGRESS, then DONE
+    fake.refuse_in_feeds("S03", "The fulfillment channel is not eligible for this SKU.")
+
+    async def work(amazon: AmazonConnector) -> list[list[FeedOutcome]]:
+        result = await amazon.push([*big_push(12), QuantityUpdate("GONE", 1, 1)])
+        return [await amazon.settle(result.pending) for _ in range(3)]
+
+    first, second, third = run(fake, server, work)
+    assert [o.status for o in (*first, *second)] == [FEED_PENDING, FEED_PENDING]
+    assert third[0].status == FEED_DONE
+    assert set(third[0].rejected) == {"S03", "GONE"}
+    assert "not eligible" in third[0].rejected["S03"] and "does not exist" in third[0].rejected["GONE"]
+    assert fake.quantity("S00") == 4 and fake.quantity("S03") == 0
+    assert ("GET", "/feeds/2021-06-30/feeds/50000") in fake.requests
+    assert any(path.startswith("/feeds/2021-06-30/documents/amzn1") for _, path in fake.requests)
+
+
+def test_a_fatal_or_cancelled_feed_applies_nothing_and_is_reported_failed(fake: FakeAmazon, server: FakeServer) -> None:
+    for update in big_push(11):
+        fake.add_listing(update.sku, 1)
+    fake.end_next_feeds(1, "FATAL")
+    fake.end_next_feeds(1, "CANCELLED")
+
+    async def work(amazon: AmazonConnector) -> list[FeedOutcome]:
+        fatal = await amazon.push(big_push(11, quantity=7, sequence=2))
+        cancelled = await amazon.push(big_push(11, quantity=8, sequence=3))
+        return await amazon.settle([*fatal.pending, *cancelled.pending, PendingFeed("999", ())])
+
+    fatal, cancelled, unknown = run(fake, server, work)
+    assert (fatal.status, fatal.error) == (FEED_FAILED, "Amazon feed 50000 ended FATAL")
+    assert (cancelled.status, cancelled.error) == (FEED_FAILED, "Amazon feed 50001 ended CANCELLED")
+    assert unknown.status == FEED_FAILED and "no feed 999" in unknown.error
+    assert fake.history("S00") == [] and fake.quantity("S00") == 1
 
 
 def test_an_older_sequence_is_not_pushed_after_a_newer_one(fake: FakeAmazon, server: FakeServer) -> None:
@@ -448,3 +510,18 @@ def test_the_official_sdk_calls_the_fake_with_a_custom_endpoint_and_token_url(
     )
     assert item.sku == "SDK-1" and item.fulfillment_availability[0].quantity == 9
     assert fake.token_grants == 1
+
+    # The feed tracking path: a feed the connector submitted, read back through the SDK's FeedsApi.
+    for update in big_push(11):
+        fake.add_listing(update.sku, 0)
+    fake.feed_steps = 1
+    fake.refuse_in_feeds("S05", "SKU S05 is locked")
+    [pending] = run(fake, server, lambda amazon: amazon.push(big_push(11))).pending
+    feeds = spapi.FeedsApi(client.api_client)
+    assert feeds.get_feed(pending.feed_id).processing_status == "IN_PROGRESS"
+    done = feeds.get_feed(pending.feed_id)
+    assert done.processing_status == "DONE" and done.result_feed_document_id
+    document = feeds.get_feed_document(done.result_feed_document_id)
+    assert document.compression_algorithm == "GZIP"
+    report = json.loads(gzip.decompress(httpx.get(document.url).content))
+    assert [(i["sku"], i["severity"]) for i in report["issues"]] == [("S05", "ERROR")]

@@ -13,7 +13,19 @@ import pytest
 from crossdock.connectors.channels.meta import MetaConnector
 from crossdock.connectors.fakes.meta import FakeMeta
 from crossdock.connectors.fakes.server import FakeServer
-from crossdock.connectors.sdk import ChannelError, PayloadError, QuantityUpdate, RawWebhook, SignatureError
+from crossdock.connectors.sdk import (
+    FEED_DONE,
+    FEED_FAILED,
+    FEED_PENDING,
+    ChannelError,
+    FeedChannel,
+    FeedOutcome,
+    PayloadError,
+    PushResult,
+    QuantityUpdate,
+    RawWebhook,
+    SignatureError,
+)
 from crossdock.domain.catalog import Channel, ChannelType
 
 TOKEN = "meta-test-token"
@@ -87,6 +99,42 @@ def test_unknown_item_rejected_and_stale_sequence_dropped(fake: tuple[FakeMeta, 
     assert stale.accepted == () and stale.rejected == {}
     assert third.accepted == ("A",)
     assert meta.history("A") == [5, 0]
+
+
+def test_a_batch_in_progress_is_pending_until_it_finishes(fake: tuple[FakeMeta, str]) -> None:
+    meta, url = fake
+    for sku in ("A", "B", "C"):
+        meta.add_product(sku, 1)
+    meta.batch_steps = 2  # the check in push and the first settle find it in_progress
+    meta.refuse("B", "(#2000) This item cannot be sold here")
+
+    async def steps(c: MetaConnector) -> tuple[PushResult, list[FeedOutcome], int | None, list[FeedOutcome]]:
+        assert isinstance(c, FeedChannel)
+        result = await c.push([QuantityUpdate(s, 6, 1) for s in ("A", "B", "C")])
+        first = await c.settle(result.pending)
+        return result, first, meta.quantity("A"), await c.settle(result.pending)
+
+    result, first, meanwhile, second = run(channel(url), steps)
+    assert result.accepted == () and [sorted(u.sku for u in f.updates) for f in result.pending] == [["A", "C"]]
+    assert result.rejected == {"B": "(#2000) This item cannot be sold here"}  # reported while in progress
+    assert first[0].status == FEED_PENDING and meanwhile == 1
+    assert (second[0].status, dict(second[0].rejected)) == (FEED_DONE, {})
+    assert (meta.quantity("A"), meta.quantity("B"), meta.quantity("C")) == (6, 1, 6)
+
+
+def test_a_batch_that_ends_in_error_is_reported_failed_and_applies_nothing(fake: tuple[FakeMeta, str]) -> None:
+    meta, url = fake
+    meta.add_product("A", 1)
+    meta.batch_steps = 1
+    meta.end_next_batches(1)
+
+    async def steps(c: MetaConnector) -> list[FeedOutcome]:
+        result = await c.push([QuantityUpdate("A", 6, 1)])
+        return await c.settle(result.pending)
+
+    [outcome] = run(channel(url), steps)
+    assert (outcome.status, outcome.error) == (FEED_FAILED, "Meta batch ended 'error'")
+    assert meta.quantity("A") == 1 and meta.history("A") == []
 
 
 @pytest.mark.parametrize(("status", "code", "permanent"), [(500, 2, False), (400, 80014, False), (400, 190, True)])

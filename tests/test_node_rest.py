@@ -1,4 +1,5 @@
-"""The `rest` node: fulfilment requests out to a fake warehouse (auth, idempotency, failures), and
+"""The `rest` node: fulfilment requests and their cancellations out to a fake warehouse (auth,
+idempotency, failures, an order shipped already), and
 Standard-Webhooks-signed shipments, tracking and stock counts in (signed by the outside
 `standardwebhooks` library, not only by Crossdock's own signer)."""
 
@@ -19,8 +20,11 @@ from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.fakes.warehouse import FakeWarehouse, signed_webhook
 from crossdock.connectors.nodes.rest import RestNodeConnector
 from crossdock.connectors.sdk import (
+    CancellableNode,
+    CancelRefused,
     ChannelError,
     ConfigError,
+    FulfilmentCancel,
     FulfilmentRequest,
     Line,
     NodeConnector,
@@ -208,6 +212,59 @@ def test_missing_settings_are_config_errors(missing: str) -> None:
     del cfg[missing]
     with pytest.raises(ConfigError, match=missing):
         run(cfg, lambda c: c.send(REQUEST))
+
+
+# -- out: cancellations ---------------------------------------------------------------------------
+
+
+def cancel_of(reference: str, request_id: str = "ful_1") -> FulfilmentCancel:
+    return FulfilmentCancel(f"{request_id}:cancel", request_id, reference, "ord_1", "wh-east", "customer asked")
+
+
+def test_the_connector_can_cancel() -> None:
+    assert isinstance(connector(), CancellableNode)
+
+
+def test_a_cancellation_lands_by_the_nodes_id_with_its_own_idempotency_key(
+    warehouse: tuple[FakeWarehouse, str],
+) -> None:
+    fake, url = warehouse
+    reference = run(config(url), lambda c: c.send(REQUEST))
+    run(config(url), lambda c: c.cancel(cancel_of(reference)))
+    assert fake.cancelled == {reference}
+    assert fake.cancels == [
+        {"cancel_id": "ful_1:cancel", "request_id": "ful_1", "order_id": "ord_1", "reason": "customer asked"}
+    ]
+    assert fake.ship(reference) is False  # the warehouse floor cannot ship what was cancelled
+    run(config(url), lambda c: c.cancel(cancel_of(reference)))  # a retry: taken again, nothing new
+    assert len(fake.cancels) == 1
+
+
+def test_a_shipped_order_cannot_be_cancelled(warehouse: tuple[FakeWarehouse, str]) -> None:
+    fake, url = warehouse
+    reference = run(config(url), lambda c: c.send(REQUEST))
+    assert fake.ship(reference)
+    with pytest.raises(CancelRefused, match="already shipped") as refused:
+        run(config(url), lambda c: c.cancel(cancel_of(reference)))
+    assert refused.value.permanent
+    assert fake.cancelled == set()
+
+
+def test_cancel_failures_are_retryable_or_permanent(warehouse: tuple[FakeWarehouse, str]) -> None:
+    fake, url = warehouse
+    reference = run(config(url), lambda c: c.send(REQUEST))
+    fake.fail_next(1, 503, retry_after=7)
+    with pytest.raises(ChannelError) as busy:
+        run(config(url), lambda c: c.cancel(cancel_of(reference)))
+    assert not busy.value.permanent and busy.value.retry_after == 7
+    assert not isinstance(busy.value, CancelRefused)
+    with pytest.raises(ChannelError) as unknown:
+        run(config(url), lambda c: c.cancel(cancel_of("wo_404")))
+    assert unknown.value.permanent and not isinstance(unknown.value, CancelRefused)
+    with pytest.raises(ChannelError) as bad_key:
+        run(config(url, api_key="wrong"), lambda c: c.cancel(cancel_of(reference)))
+    assert bad_key.value.permanent and "401" in str(bad_key.value)
+    assert fake.cancelled == set()
 
 
 # -- in: signatures -------------------------------------------------------------------------------

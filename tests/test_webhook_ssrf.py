@@ -198,3 +198,137 @@ def test_https_speaks_to_the_name_while_connecting_to_the_checked_address(
         assert wrong_name.status_code == 200
         mismatch = http.post(f"/v1/webhook-endpoints/{endpoint['id']}/test").json()
         assert mismatch["status"] == "failed" and "127.0.0.1" in mismatch["error"]
+
+
+# Connector HTTP (channels, carriers, nodes) goes through CheckedTransport: the same pinning.
+
+
+class Site:
+    """A tiny HTTP/1.1 keep-alive server that answers every request with its own address."""
+
+    def __init__(self, host: str, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
+        self.host, self.port, self.tls = host, port, tls
+        self.connections = 0
+        self.server_names: list[str | None] = []
+        self.server: asyncio.Server | None = None
+        self.open: set[asyncio.StreamWriter] = set()
+        if tls is not None:
+            tls.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+
+    async def __aenter__(self) -> Site:
+        self.server = await asyncio.start_server(self._serve, self.host, self.port, ssl=self.tls)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in self.open:
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open.add(writer)
+        body = self.host.encode()
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            self.open.discard(writer)
+            writer.close()
+
+
+def rebinding(monkeypatch: pytest.MonkeyPatch, name: str, first: str, then: str) -> list[str]:
+    """Makes `name` resolve to `first` once and to `then` from then on; returns the answers given."""
+    real = socket.getaddrinfo
+    given: list[str] = []
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        if host != name:
+            return real(host, port, *args, **kwargs)
+        given.append(then if given else first)
+        return real(given[-1], port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return given
+
+
+def test_connector_http_connects_to_the_checked_address_not_a_second_lookup(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The name answers an allowed address when checked and another one afterwards: the connection
+    still goes to the checked address, and the next check refuses the new one."""
+    import httpx
+
+    from crossdock.events.webhooks.addresses import CheckedTransport
+
+    given = rebinding(monkeypatch, "rebind.test", "127.0.0.1", "127.0.0.2")
+
+    async def scenario() -> None:
+        async with Site("127.0.0.1") as checked:
+            try:
+                other = await Site("127.0.0.2", checked.port).__aenter__()
+            except OSError:
+                pytest.skip("127.0.0.2 cannot be bound here")
+            try:
+                policy = AddressPolicy.from_setting("127.0.0.1/32")
+                async with httpx.AsyncClient(transport=CheckedTransport(policy)) as http:
+                    answer = await http.get(f"http://rebind.test:{checked.port}/stock")
+                    assert answer.text == "127.0.0.1"
+                    assert answer.request.headers["host"] == f"rebind.test:{checked.port}"
+                    with pytest.raises(httpx.ConnectError, match=r"rebind\.test resolves to 127\.0\.0\.2"):
+                        await http.get(f"http://rebind.test:{checked.port}/stock")
+                assert given[0] == "127.0.0.1" and set(given[1:]) == {"127.0.0.2"}
+                assert other.connections == 0 and checked.connections == 1
+            finally:
+                await other.__aexit__()
+
+    asyncio.run(scenario())
+
+
+def test_connector_http_keeps_its_connections() -> None:
+    import httpcore
+    import httpx
+
+    from crossdock.events.webhooks.addresses import CheckedTransport
+
+    async def scenario() -> None:
+        async with Site("127.0.0.1") as site:
+            transport = CheckedTransport(AddressPolicy.from_setting("127.0.0.0/8"))
+            async with httpx.AsyncClient(transport=transport) as http:
+                answers = [await http.get(f"http://127.0.0.1:{site.port}/{n}") for n in range(5)]
+            assert {a.text for a in answers} == {"127.0.0.1"}
+            assert site.connections == 1
+            with pytest.raises(httpcore.ConnectError, match="was not checked"):
+                await transport.backend.connect_tcp("elsewhere.test", site.port)
+
+    asyncio.run(scenario())
+
+
+def test_connector_https_verifies_the_name_while_connecting_to_the_checked_address(
+    certificate: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import httpx
+
+    from crossdock.events.webhooks.addresses import CheckedTransport
+
+    rebinding(monkeypatch, "localhost", "127.0.0.1", "127.0.0.1")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate)
+    trust = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))
+    policy = AddressPolicy.from_setting("127.0.0.0/8")
+
+    async def scenario() -> None:
+        async with Site("127.0.0.1", tls=tls) as site:
+            async with httpx.AsyncClient(transport=CheckedTransport(policy, verify=trust)) as http:
+                answer = await http.get(f"https://localhost:{site.port}/stock")
+                assert answer.text == "127.0.0.1" and site.server_names == ["localhost"]
+                with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await http.get(f"https://127.0.0.1:{site.port}/stock")  # the certificate is for `localhost`
+            async with httpx.AsyncClient(transport=CheckedTransport(policy)) as http:
+                with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                    await http.get(f"https://localhost:{site.port}/stock")  # not trusted by default
+
+    asyncio.run(scenario())

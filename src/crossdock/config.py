@@ -27,8 +27,13 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = 1.0
     event_retention_hours: float = 168.0
     channel_reconcile_seconds: float = 3600.0  # how often each channel's quantities are compared
+    rate_shop_deadline_seconds: float = 0.5  # how long an order waits for carriers' live rates
+    lookahead_seconds: float = 900.0  # how often routing's look-ahead values stock; 0: never (greedy routing)
     channel_poll_seconds: float = 60.0  # how often the orders of a channel without webhooks are polled
     channel_pause_seconds: float = 60.0  # a channel failing again and again is left alone this long
+    # Weather alerts as disruptions for routing: the NWS API (https://api.weather.gov); unset = no feed
+    weather_feed_url: str | None = None
+    weather_poll_seconds: float = 300.0
     kafka_bootstrap_servers: str | None = None
     kafka_topic: str = "crossdock"
     # Set by `serve --workers N` on SQLite: where the API processes reach the one writer.

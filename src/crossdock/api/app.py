@@ -25,14 +25,17 @@ from crossdock.api.ratelimit import RateLimiter, parse_limits
 from crossdock.api.routers import (
     admin,
     audit,
+    carriers,
     catalog,
     channels,
     clients,
+    disruptions,
     events,
     inventory,
     oauth,
     orders,
     reservations,
+    routing,
     webhooks,
 )
 from crossdock.api.schemas import OrderIn, ReservationIn
@@ -49,6 +52,7 @@ from crossdock.events.runtime import start_relay
 from crossdock.events.webhooks.addresses import AddressPolicy, CheckedTransport
 from crossdock.services.clients import ensure_signing_key, find_client, signing_keys
 from crossdock.services.holds import expire_holds
+from crossdock.services.rateshop import RateShop
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
 from crossdock.store.writer import RemoteDatabase
@@ -116,6 +120,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.state.channel_http = httpx.AsyncClient(
             timeout=settings.webhook_timeout_seconds, transport=CheckedTransport(policy)
         )
+        app.state.rateshop = RateShop(policy, deadline=settings.rate_shop_deadline_seconds)
         locate("00000", "US")  # loads the ZIP table now, not on the first order
         # What start-up loaded (the ZIP table, the app) lives as long as the process: keeping it out of
         # the cyclic collector's full passes takes ~100 ms pauses out of the latency tail.
@@ -126,6 +131,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         finally:
             sweeper.cancel()
             await app.state.channel_http.aclose()
+            await app.state.rateshop.aclose()
             if relay:
                 relay.stop()
             if own:
@@ -149,6 +155,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             {"name": "inventory", "description": "Positions, sellable quantities, adjustments"},
             {"name": "catalog", "description": "SKUs, nodes, channels"},
             {"name": "channels", "description": "What channels send in their own formats"},
+            {"name": "routing", "description": "Where orders ship from and why; what-if quotes"},
             {"name": "events", "description": "The event feed and outbound webhooks"},
             {"name": "admin", "description": "Operations: API clients, signing keys, the audit log"},
             {"name": "auth", "description": "OAuth 2.0 client credentials and the token keys"},
@@ -169,10 +176,13 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     # In the order requests are matched: the busiest first.
     for module in (
         orders,
+        routing,
+        disruptions,
         reservations,
         inventory,
         catalog,
         channels,
+        carriers,
         events,
         webhooks,
         admin,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -41,7 +42,8 @@ class NodeIn(Strict):
     lat: Annotated[Number, Field(ge=-90, le=90)] | None = Field(None, description="Looked up from a US ZIP if absent")
     lon: Annotated[Number, Field(ge=-180, le=180)] | None = None
     capacity_per_day: Count = Field(0, description="Orders per day; 0 means unlimited")
-    handling_cost: Annotated[Number, Field(ge=0)] = 0.0
+    handling_cost: Annotated[Number, Field(ge=0)] = Field(0.0, description="Per order shipped from here")
+    handling_cost_per_unit: Annotated[Number, Field(ge=0)] = Field(0.0, description="Per unit picked and packed here")
     connector: str | None = Field(
         None, description="The warehouse system or 3PL behind the node: an installed node connector (`rest`)"
     )
@@ -179,12 +181,18 @@ class ShipToIn(Strict):
     lon: Annotated[Number, Field(ge=-180, le=180)] | None = None
 
 
-def _unique_skus(lines: list[LineIn]) -> None:
+def _unique_skus(lines: Sequence[LineIn]) -> None:
     seen: set[str] = set()
     for ln in lines:
         if ln.sku in seen:
             raise ValueError(f"SKU {ln.sku} appears twice; give one line per SKU")
         seen.add(ln.sku)
+
+
+class OrderLineIn(LineIn):
+    group: Annotated[str, Field(min_length=1, max_length=64)] | None = Field(
+        None, description="Lines with the same group ship together, from one node"
+    )
 
 
 class OrderIn(Strict):
@@ -204,7 +212,7 @@ class OrderIn(Strict):
 
     channel_id: Id
     external_id: Annotated[str, Field(min_length=1, max_length=128)]
-    lines: Lines
+    lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=500)]
     ship_to: ShipToIn
     deliver_by: AwareDatetime | None = None
 
@@ -290,6 +298,38 @@ class AllocationOut(BaseModel):
     cost: float | None = None
 
 
+class FulfilmentOut(BaseModel):
+    """A fulfilment request at the warehouse system behind one of the order's nodes."""
+
+    node_id: str
+    request_id: str = Field(description="The same on every retry: the node's Idempotency-Key")
+    status: Literal["pending", "sent", "failed", "cancel_pending", "cancelled", "cancel_refused"] = Field(
+        description="pending: waiting to be sent; failed: the last try failed, it is tried again; sent: the node"
+        " took it; cancel_pending: the order was cancelled, the node is being told; cancelled: not sent, or"
+        " cancelled at the node; cancel_refused: the node could no longer cancel it (shipped already)"
+    )
+    reference: str | None = Field(description="The node's id for it, once it took it")
+    attempts: int
+    last_error: str | None
+    updated_at: AwareDatetime
+
+
+class ShipmentOut(BaseModel):
+    """A shipment and its carrier's newest tracking news."""
+
+    node_id: str
+    carrier: str
+    tracking_number: str
+    lines: list[LineOut]
+    shipped_at: AwareDatetime
+    tracking_status: str | None = Field(
+        description="pre_transit, in_transit, out_for_delivery, delivered, returned, failure or unknown; None until"
+        " the carrier reports"
+    )
+    tracking_updated_at: AwareDatetime | None = Field(description="When the carrier says the status came about")
+    estimated_delivery: AwareDatetime | None
+
+
 class OrderOut(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -340,6 +380,10 @@ class OrderOut(BaseModel):
     ]
     lines: list[dict[str, Any]]
     allocations: list[AllocationOut]
+    fulfilment: list[FulfilmentOut] = Field(
+        [], description="Requests at the warehouse systems behind its nodes (`GET` of one order only)"
+    )
+    shipments: list[ShipmentOut] = Field([], description="Its shipments with tracking (`GET` of one order only)")
     history: list[dict[str, Any]] = []
 
 
@@ -470,3 +514,57 @@ class SyncOut(BaseModel):
     paused_until: AwareDatetime | None = Field(description="Pushing is paused (circuit open) until then")
     reconciled_at: AwareDatetime | None
     reconciliation: ReconciliationOut | None
+    pending_feeds: int = Field(
+        0, description="Bulk pushes (Amazon feeds, Meta batches) the channel has not finished applying yet"
+    )
+
+
+class CarrierIn(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "easypost",
+                    "name": "EasyPost (production)",
+                    "config": {"api_key": "EZAK...", "webhook_secret": "..."},
+                }
+            ]
+        }
+    )
+
+    type: Annotated[str, Field(min_length=1, max_length=64, description="An installed carrier connector")]
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    config: dict[str, Any] = Field(default_factory=dict, description="The carrier connector's settings")
+
+
+class CarrierOut(BaseModel):
+    carrier_id: str
+    type: str
+    name: str
+    config: dict[str, Any] = Field(description="The settings, with secrets (keys naming a secret, key or token) masked")
+
+
+class CarrierListOut(BaseModel):
+    carriers: list[CarrierOut]
+
+
+class TrackingMatchOut(BaseModel):
+    carrier: str
+    tracking_number: str
+    status: str
+    order_id: str
+    applied: bool = Field(description="False when the shipment already shows newer news")
+
+
+class TrackingNewsOut(BaseModel):
+    carrier: str
+    tracking_number: str
+    status: str
+
+
+class TrackingIngressOut(BaseModel):
+    status: Literal["applied", "duplicate", "ignored"]
+    matched: list[TrackingMatchOut]
+    unmatched: list[TrackingNewsOut] = Field(description="Tracking numbers no shipment has")
+    duplicates: list[str] = Field([], description="Event ids taken before, dropped")
+    reason: str | None = None

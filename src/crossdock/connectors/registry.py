@@ -1,7 +1,7 @@
 """Finding connectors: every `crossdock.connectors` entry point named `channel.<type>` is the
-connector class of that channel type, `node.<kind>` a node connector (a warehouse system or 3PL)
-and `carrier.<name>` a carrier connector. Crossdock's own are registered in its pyproject.toml; a
-separate package registers more the same way:
+connector class of that channel type, `node.<kind>` a node connector (a warehouse system or 3PL),
+`carrier.<name>` a carrier connector and `feed.<name>` a disruption feed (weather alerts). Crossdock's
+own are registered in its pyproject.toml; a separate package registers more the same way:
 
     [project.entry-points."crossdock.connectors"]
     "channel.etsy" = "crossdock_etsy:EtsyConnector"
@@ -13,7 +13,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from crossdock.connectors.sdk import CarrierConnector, ChannelConnector, NodeConnector
+from crossdock.connectors.sdk import CarrierConnector, ChannelConnector, FeedConnector, NodeConnector
 
 GROUP = "crossdock.connectors"
 
@@ -34,6 +34,12 @@ def carrier_connectors() -> dict[str, type[CarrierConnector]]:
 def node_connectors() -> dict[str, type[NodeConnector]]:
     """Node connector kind -> class (warehouse systems and 3PLs), for every installed one."""
     return _named("node")
+
+
+@cache
+def feed_connectors() -> dict[str, type[FeedConnector]]:
+    """Feed name -> connector class (disruption feeds such as weather alerts), for every installed one."""
+    return _named("feed")
 
 
 def _named(kind: str) -> dict[str, Any]:

@@ -122,11 +122,45 @@ class QuantityUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingFeed:
+    """A bulk push the channel took but applies later (an Amazon feed, a Meta batch): `feed_id` is
+    the channel's id for it, `updates` the quantities it sets."""
+
+    feed_id: str
+    updates: tuple[QuantityUpdate, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class PushResult:
-    """What a push did: SKUs the channel took, and SKUs it refused for good (with why)."""
+    """What a push did: SKUs the channel took, SKUs it refused for good (with why), and the feeds
+    it is still working on (their SKUs are neither accepted nor refused yet)."""
 
     accepted: tuple[str, ...] = ()
     rejected: Mapping[str, str] = field(default_factory=dict)
+    pending: tuple[PendingFeed, ...] = ()
+
+
+FEED_PENDING, FEED_DONE, FEED_FAILED = "pending", "done", "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class FeedOutcome:
+    """Where a pending feed stands. `pending`: still being worked on; `done`: applied, except the
+    SKUs in `rejected` (with why); `failed`: the channel gave up on the whole feed (`error` says
+    why), so none of it can be taken as applied and its SKUs are pushed again."""
+
+    feed_id: str
+    status: str  # FEED_PENDING, FEED_DONE or FEED_FAILED
+    rejected: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+
+@runtime_checkable
+class FeedChannel(Protocol):
+    """A channel whose bulk pushes finish later (`PushResult.pending`): Crossdock asks how they ended."""
+
+    async def settle(self, feeds: Sequence[PendingFeed]) -> list[FeedOutcome]:
+        """One outcome per feed; ChannelError when the channel cannot be asked now."""
 
 
 @runtime_checkable
@@ -232,6 +266,27 @@ class FulfilmentRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class FulfilmentCancel:
+    """Take back a fulfilment request the node took: the order was cancelled. `cancel_id` is the same
+    on every retry (its Idempotency-Key); `reference` is the node's own id for the request (what
+    `send` returned)."""
+
+    cancel_id: str
+    request_id: str
+    reference: str
+    order_id: str
+    node_id: str
+    reason: str = ""
+
+
+class CancelRefused(ChannelError):
+    """The node cannot cancel the request any more (picked, packed or shipped): final, not retried."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, permanent=True)
+
+
+@dataclass(frozen=True, slots=True)
 class ShipmentNotice:
     """A node shipped (some of) an order."""
 
@@ -282,9 +337,38 @@ class NodeConnector(Protocol):
         """The webhook's meaning; PayloadError with a reason when it cannot be taken."""
 
 
+@runtime_checkable
+class CancellableNode(Protocol):
+    """A node connector that can take a request back. Optional, so that node connectors written
+    before cancellations existed keep working: a cancellation for a node whose connector lacks it
+    is recorded as refused."""
+
+    async def cancel(self, request: FulfilmentCancel) -> None:
+        """Cancels the request at the node; the same `cancel_id` on every retry. CancelRefused when
+        the node can no longer cancel it (already shipped), ChannelError when the call failed."""
+
+
 def config_text(channel: Channel, key: str) -> str:
     """A required text setting of the channel's `config`."""
     value = channel.config.get(key)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"channel {channel.channel_id!r} has no {key!r} in its config")
     return value
+
+
+# Here rather than at the top: added with the feed connectors, and routing's model imports nothing back.
+from crossdock.routing.disruptions import Disruption  # noqa: E402
+
+
+@runtime_checkable
+class FeedConnector(Protocol):
+    """A feed of disruptions (weather alerts, say): what it lists now, as disruptions for routing.
+    `config` holds its settings (`api_url`, a User-Agent, the areas to watch...)."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, config: Mapping[str, object], http: httpx.AsyncClient) -> None: ...
+
+    async def disruptions(self) -> list[Disruption]:
+        """Every disruption the feed lists now, with cancelled and superseded ones left out.
+        ChannelError when the feed's API fails, PayloadError when its answer cannot be read."""

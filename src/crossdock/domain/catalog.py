@@ -48,6 +48,7 @@ class Node:
     handling_cost: float = 0.0
     connector: str | None = None  # the warehouse system or 3PL behind the node (a node connector's kind)
     config: dict[str, object] = field(default_factory=dict, hash=False, compare=False)  # its settings
+    handling_cost_per_unit: float = 0.0  # picking and packing each unit (stores cost more than warehouses)
 
 
 @dataclass(frozen=True, slots=True)

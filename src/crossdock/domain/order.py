@@ -39,6 +39,7 @@ class OrderLine:
     allocated: int = 0  # held at a node, not yet shipped
     shipped: int = 0
     cancelled: int = 0
+    group: str | None = None  # lines of one group ship together, from one node
 
     @property
     def open(self) -> int:
@@ -92,6 +93,12 @@ class Order:
                 a.quantity += quantity
                 return
         self.allocations.append(Allocation(node_id, sku, quantity))
+
+    def ship_by(self, node_id: str, carrier: str, service: str, cost: float) -> None:
+        """How the units held at a node will travel, as routing planned it."""
+        for a in self.allocations:
+            if a.node_id == node_id:
+                a.carrier, a.service, a.cost = carrier, service, cost
 
     def deallocate(self, node_id: str, sku: str, quantity: int) -> None:
         """Gives held units back (a recount found less stock); the line goes back to backorder."""

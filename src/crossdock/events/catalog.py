@@ -95,7 +95,8 @@ ORDER: Schema = _obj(
                     "shipped": _count("Units shipped"),
                     "cancelled": _count("Units cancelled"),
                     "backordered": _count("Units waiting for stock"),
-                }
+                },
+                {"group": _text("Keep-together group: lines of a group ship from one node")},
             ),
         },
         "allocations": {

@@ -10,6 +10,10 @@ Two parts, both in the relay:
   off, and after FAILURES_TO_PAUSE failures in a row its circuit opens for a while: it never slows
   the others, each having its own task. A pusher also reconciles its channel now and then: it reads
   what the channel shows, compares with what it should show, and pushes again what drifted.
+- a channel that applies bulk pushes later (a FeedChannel: Amazon feeds, Meta batches) hands back
+  pending feeds; they are stored with the push and checked with growing waits until the channel
+  says how they ended: SKUs a finished feed refused are marked refused, and the SKUs of a feed the
+  channel gave up on are pushed again (their newest quantity).
 
 Everything the pushers need is in the database, so a crash loses nothing: a restarted relay picks
 up the rows the channel has not taken.
@@ -18,6 +22,7 @@ up the rows the channel has not taken.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -31,10 +36,15 @@ import structlog
 
 from crossdock.connectors.registry import channel_connectors
 from crossdock.connectors.sdk import (
+    FEED_DONE,
+    FEED_FAILED,
     ChannelConnector,
     ChannelError,
     ConfigError,
+    FeedChannel,
+    FeedOutcome,
     Inbound,
+    PendingFeed,
     PollingChannel,
     QuantityUpdate,
 )
@@ -53,6 +63,7 @@ FEED_BATCH = 2000
 LOOK_EVERY = 1.0  # seconds between looks at the channel list and at a quiet channel's queue
 FAILURES_TO_PAUSE = 5  # failures in a row that open a channel's circuit
 RECONCILE_PAGE = 500
+FEEDS_AT_ONCE = 50  # pending feeds asked about in one look
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +73,10 @@ class SyncSettings:
     timeout: float = 15.0
     policy: AddressPolicy = field(default_factory=AddressPolicy)  # which private networks may be called
     pause: timedelta = timedelta(seconds=60)  # how long an open circuit stays open before a call tries again
+    # A pending feed is first checked this long after it was submitted, then after twice as long
+    # each time it is still pending, up to `feed_check_most`.
+    feed_check: timedelta = timedelta(seconds=30)
+    feed_check_most: timedelta = timedelta(minutes=15)
 
 
 Connect = Callable[[Channel, httpx.AsyncClient], ChannelConnector | None]
@@ -141,6 +156,7 @@ class ChannelWorker:
         self.backoff = Backoff(first=0.5, most=4.0)
         self.reconciled_at = 0.0  # monotonic: reconcile at the first chance
         self.polled_at = 0.0
+        self.feeds_at = 0.0  # monotonic: when pending feeds are next looked at (at once: some may be stored)
         self._settings: tuple[Channel, dict[str, object]] | None = None
         self._current: ChannelConnector | None = None
 
@@ -165,6 +181,8 @@ class ChannelWorker:
                 due = time.monotonic() - self.polled_at > self.settings.poll_every.total_seconds()
                 if due and isinstance(connector, PollingChannel):
                     await self.poll(connector)
+                if isinstance(connector, FeedChannel) and time.monotonic() >= self.feeds_at:
+                    await self.settle_feeds(connector)
                 pushed = await self.push_once(connector)
             except ChannelError as exc:
                 await self._failed(failures + 1, str(exc), exc.retry_after)
@@ -203,9 +221,59 @@ class ChannelWorker:
             return 0
         result = await connector.push([QuantityUpdate(r.sku, r.available, r.sequence) for r in rows])
         # Neither accepted nor refused: the connector had pushed a newer value already (superseded).
+        # A SKU in a pending feed counts as pushed: the feed's outcome undoes that if it must.
         pushed = [(r.sku, r.sequence) for r in rows if r.sku not in result.rejected]
-        await self.relay.write(partial(_mark, channel_id=self.channel_id, pushed=pushed, refused=dict(result.rejected)))
+        first_check = self.settings.feed_check.total_seconds()
+        await self.relay.write(
+            partial(
+                _mark,
+                channel_id=self.channel_id,
+                pushed=pushed,
+                refused=dict(result.rejected),
+                feeds=list(result.pending),
+                first_check=first_check,
+            )
+        )
+        if result.pending:
+            self.feeds_at = min(self.feeds_at, time.monotonic() + first_check)
         return len(rows)
+
+    async def settle_feeds(self, connector: FeedChannel) -> int:
+        """Asks the channel how the feeds due for a check ended, and records it; returns how many
+        ended. The next look is when the earliest remaining feed is due."""
+        due: list[tuple[PendingFeed, int]] = await self.relay.reading(
+            partial(_due_feeds, channel_id=self.channel_id, limit=FEEDS_AT_ONCE)
+        )
+        ended = 0
+        if due:
+            outcomes = await connector.settle([feed for feed, _ in due])
+            waits = {feed.feed_id: self._feed_wait(checks) for feed, checks in due}
+            ended = await self.relay.write(
+                partial(_settle, channel_id=self.channel_id, due=due, outcomes=outcomes, waits=waits)
+            )
+            for outcome in outcomes:
+                if outcome.status == FEED_FAILED:
+                    log.warning(
+                        "channel feed failed", channel_id=self.channel_id, feed=outcome.feed_id, error=outcome.error
+                    )
+                elif outcome.status == FEED_DONE and outcome.rejected:
+                    log.warning(
+                        "channel feed refused SKUs",
+                        channel_id=self.channel_id,
+                        feed=outcome.feed_id,
+                        refused=len(outcome.rejected),
+                    )
+        following: datetime | None = await self.relay.reading(partial(_next_feed_check, channel_id=self.channel_id))
+        if following is None:
+            self.feeds_at = math.inf
+        else:
+            self.feeds_at = time.monotonic() + max(0.0, (following - self.relay.clock()).total_seconds())
+        return ended
+
+    def _feed_wait(self, checks: int) -> float:
+        """Seconds until a feed found pending `checks` times before (and once more now) is checked again."""
+        first, most = self.settings.feed_check.total_seconds(), self.settings.feed_check_most.total_seconds()
+        return min(first * 2.0 ** min(checks + 1, 30), most)
 
     async def reconcile(self, connector: ChannelConnector) -> dict[str, Any]:
         """Compares what the channel shows with what it should show, SKU by SKU, and queues again
@@ -313,8 +381,52 @@ def _take_polled(uow: Any, *, channel_id: str, found: list[Inbound], cursor: str
     uow.save_poll_cursor(channel_id, cursor)
 
 
-def _mark(uow: Any, *, channel_id: str, pushed: list[tuple[str, int]], refused: dict[str, str]) -> None:
+def _mark(
+    uow: Any,
+    *,
+    channel_id: str,
+    pushed: list[tuple[str, int]],
+    refused: dict[str, str],
+    feeds: list[PendingFeed],
+    first_check: float,
+) -> None:
     uow.mark_pushed(channel_id, pushed, refused)
+    if feeds:
+        uow.add_feeds(channel_id, feeds, uow.now + timedelta(seconds=first_check))
+
+
+def _due_feeds(uow: Any, *, channel_id: str, limit: int) -> list[tuple[PendingFeed, int]]:
+    due: list[tuple[PendingFeed, int]] = uow.due_feeds(channel_id, limit)
+    return due
+
+
+def _next_feed_check(uow: Any, *, channel_id: str) -> datetime | None:
+    at: datetime | None = uow.next_feed_check(channel_id)
+    return at
+
+
+def _settle(
+    uow: Any,
+    *,
+    channel_id: str,
+    due: list[tuple[PendingFeed, int]],
+    outcomes: list[FeedOutcome],
+    waits: dict[str, float],
+) -> int:
+    """Records how feeds ended; a feed without an outcome is taken as still pending."""
+    by_id = {o.feed_id: o for o in outcomes}
+    ended = 0
+    for feed, _ in due:
+        outcome = by_id.get(feed.feed_id)
+        if outcome is not None and outcome.status == FEED_DONE:
+            uow.feed_done(channel_id, feed, dict(outcome.rejected))
+        elif outcome is not None and outcome.status == FEED_FAILED:
+            uow.feed_failed(channel_id, feed)
+        else:
+            uow.feed_still_pending(channel_id, feed.feed_id, uow.now + timedelta(seconds=waits[feed.feed_id]))
+            continue
+        ended += 1
+    return ended
 
 
 def _requeue(uow: Any, *, channel_id: str, items: list[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from crossdock.config import Settings
 from crossdock.events.channel_sync import ChannelSync, SyncSettings
 from crossdock.events.fulfilment import FulfilmentDispatcher
+from crossdock.events.lookahead import LookAhead
 from crossdock.events.relay import Consumer, Relay, SinkConsumer
 from crossdock.events.webhooks.addresses import AddressPolicy
 from crossdock.events.webhooks.dispatcher import WebhookDispatcher
@@ -25,6 +26,14 @@ def start_relay(db: Database, settings: Settings) -> Relay | None:
     )
     fulfilment = FulfilmentDispatcher(sync.policy, settings.webhook_timeout_seconds)
     consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync), fulfilment]
+    if settings.lookahead_seconds > 0:
+        consumers.append(LookAhead(timedelta(seconds=settings.lookahead_seconds)))
+    if settings.weather_feed_url:  # weather alerts as routing disruptions
+        from crossdock.events.feed_poller import FeedPoller
+
+        weather = {"api_url": settings.weather_feed_url}
+        timeout = settings.webhook_timeout_seconds
+        consumers.append(FeedPoller(weather, settings.weather_poll_seconds, sync.policy, timeout))
     if settings.nats_url:
         from crossdock.events.nats import NatsSink
 

@@ -10,12 +10,12 @@ inventory adjustment with reason `return`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
 from crossdock.connectors.postal import locate
-from crossdock.connectors.sdk import ChannelOrder, Inbound, NodeInbound
+from crossdock.connectors.sdk import ChannelOrder, Inbound, NodeInbound, TrackingUpdate
 from crossdock.domain.errors import InvalidTransition
 from crossdock.domain.order import OrderStatus, ShipTo
 from crossdock.domain.position import Reason
@@ -32,6 +32,9 @@ class InboxStore(UnitOfWork, Protocol):
     def record_delivery(self, channel_id: str, event_id: str, topic: str, outcome: dict[str, Any]) -> None: ...
     def order_version(self, channel_id: str, external_id: str) -> str | None: ...
     def set_order_version(self, channel_id: str, external_id: str, occurred_at: datetime) -> None: ...
+    def record_tracking(
+        self, carriers: Sequence[str], update: TrackingUpdate, occurred_at: datetime
+    ) -> list[dict[str, Any]]: ...
 
 
 def take_in(uow: InboxStore, channel_id: str, inbound: Inbound) -> dict[str, Any]:
@@ -143,7 +146,55 @@ def take_in_node(uow: InboxStore, node_id: str, inbound: NodeInbound) -> dict[st
         ]
         outcome["counts"] = [p.as_dict() for p in adjust_stock(uow, counts)]
     if inbound.tracking:
-        outcome["tracking"] = [{"tracking_number": t.tracking_number, "status": t.status} for t in inbound.tracking]
+        outcome["tracking"] = [
+            {"tracking_number": t.tracking_number, "status": t.status, "matched": bool(matched)}
+            for t, matched in _track(uow, inbound.tracking, inbound.occurred_at or uow.now)
+        ]
     if inbound.event_id is not None:
         uow.record_delivery(source, inbound.event_id, inbound.topic, outcome)
     return outcome
+
+
+def take_in_tracking(
+    uow: InboxStore, carrier_id: str, carrier_type: str, updates: Sequence[TrackingUpdate]
+) -> dict[str, Any]:
+    """Applies a carrier's tracking webhook: each update once (by its event id) to the shipments
+    with its tracking number, and by the carrier it names or this carrier account (an aggregator
+    such as EasyPost names the carrier that scanned the parcel; a shipment may name either). A
+    tracking number no shipment has is answered as unmatched, not refused: carriers retry
+    whatever is not acknowledged, and the shipment may come later or never."""
+    source = f"carrier:{carrier_id}"  # deliveries from carriers share the inbox with channels'
+    if not updates:
+        return {"status": "ignored", "reason": "the webhook carries no tracking news", "matched": [], "unmatched": []}
+    matched: list[dict[str, Any]] = []
+    unmatched: list[dict[str, Any]] = []
+    duplicates: list[str] = []
+    for update in updates:
+        if update.event_id is not None and uow.seen_delivery(source, update.event_id):
+            duplicates.append(update.event_id)
+            continue
+        [(_, found)] = _track(uow, [update], uow.now, also=(carrier_id, carrier_type))
+        what = {"carrier": update.carrier, "tracking_number": update.tracking_number, "status": update.status}
+        if found:
+            matched.extend(what | {"order_id": f["order_id"], "applied": f["applied"]} for f in found)
+        else:
+            unmatched.append(what)
+        if update.event_id is not None:
+            uow.record_delivery(source, update.event_id, "tracking", {"matched": found, **what})
+    status = "duplicate" if duplicates and not matched and not unmatched else "applied"
+    outcome: dict[str, Any] = {"status": status, "matched": matched, "unmatched": unmatched}
+    if duplicates:
+        outcome["duplicates"] = duplicates
+    return outcome
+
+
+def _track(
+    uow: InboxStore, updates: Iterable[TrackingUpdate], default_time: datetime, also: Sequence[str] = ()
+) -> list[tuple[TrackingUpdate, list[dict[str, Any]]]]:
+    """Each update with the shipments it matched. Without a time of its own, an update counts as
+    happening when it was received."""
+    out = []
+    for update in updates:
+        carriers = sorted({update.carrier.lower(), *(c.lower() for c in also)})
+        out.append((update, uow.record_tracking(carriers, update, update.occurred_at or default_time)))
+    return out

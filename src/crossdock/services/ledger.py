@@ -28,6 +28,7 @@ class Ledger:
         self.catalog: Catalog = uow.catalog()
         self._seq: dict[str, int] = {}
         self._low: dict[str, int] = {}  # low-stock threshold of each locked SKU
+        self.weights: dict[str, int] = {}  # grams per unit of each locked SKU
         self._before: dict[Key, Position] = {}
         self._now: dict[Key, Position] = {}
         self._movements: list[Movement] = []
@@ -41,9 +42,10 @@ class Ledger:
         new = sorted(set(skus) - self._seq.keys())
         if not new:
             return
-        sequences, thresholds, positions = self.uow.lock_skus(new)
+        sequences, thresholds, positions, weights = self.uow.lock_skus(new)
         self._seq.update(sequences)
         self._low.update(thresholds)
+        self.weights.update(weights)
         for pos in positions:
             self._before[pos.key] = self._now[pos.key] = pos
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, cast
 
 from crossdock.domain import events as ev
-from crossdock.domain.allocation import AllocationRequest, Allocator, Pick, nearest_first
-from crossdock.domain.catalog import Channel
+from crossdock.domain.allocation import AllocationRequest, Pick, nearest_first
+from crossdock.domain.catalog import Channel, Node
 from crossdock.domain.errors import InvalidRequest, NotFound, UnknownReference
 from crossdock.domain.events import DomainEvent
 from crossdock.domain.ids import new_id
 from crossdock.domain.order import Order, OrderLine, OrderStatus, ShipTo, validate_lines
 from crossdock.domain.position import Reason, hold, release, ship
+from crossdock.routing.decide import decide
+from crossdock.routing.model import Candidate, Service
 from crossdock.services.ledger import Ledger
 from crossdock.services.ports import UnitOfWork
+from crossdock.services.routing import DEFAULT_NETWORK, Network, build_request, decision_view
 
 BACKORDER_BATCH = 200  # orders looked at per pass when stock frees up
 
@@ -29,6 +32,8 @@ class NewOrder:
     ship_to: ShipTo
     deliver_by: datetime | None = None
     node_id: str | None = None  # sold in person at this node: its stock, no routing
+    groups: Mapping[str, str] = field(default_factory=dict)  # sku -> keep-together group
+    live: Mapping[str, Sequence[Service]] = field(default_factory=dict)  # node -> carriers' rates just now
 
 
 def channel_of(ledger: Ledger, channel_id: str) -> Channel:
@@ -61,6 +66,7 @@ def order_view(order: Order) -> dict[str, Any]:
                 "cancelled": ln.cancelled,
                 "backordered": ln.open,
             }
+            | ({"group": ln.group} if ln.group else {})
             for ln in order.lines
         ],
         "allocations": allocations_view(order),
@@ -68,6 +74,32 @@ def order_view(order: Order) -> dict[str, Any]:
         "deliver_by": utc_text(order.deliver_by) if order.deliver_by else None,
         "created_at": utc_text(order.created_at),
     }
+
+
+class ShipmentStore(Protocol):
+    """Where shipments and fulfilment requests are kept (the SQL unit of work)."""
+
+    def add_shipment(
+        self, order_id: str, node_id: str, carrier: str, tracking_number: str, lines: Sequence[tuple[str, int]]
+    ) -> str: ...
+    def shipments_of(self, order_id: str) -> list[dict[str, Any]]: ...
+    def fulfilment_of(self, order_id: str) -> list[dict[str, Any]]: ...
+
+
+def fulfilment_view(uow: UnitOfWork, order_id: str) -> dict[str, Any]:
+    """How the order stands at the warehouse systems behind its nodes (requests sent and
+    cancelled) and on its way (shipments and their carriers' newest tracking news). Only `GET
+    /v1/orders/{order_id}` shows it; events carry the order without it."""
+    store = cast(ShipmentStore, uow)
+    fulfilment = [_timed(r, "updated_at") for r in store.fulfilment_of(order_id)]
+    shipments = [
+        _timed(s, "shipped_at", "tracking_updated_at", "estimated_delivery") for s in store.shipments_of(order_id)
+    ]
+    return {"fulfilment": fulfilment, "shipments": shipments}
+
+
+def _timed(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return row | {k: utc_text(row[k]) if row[k] is not None else None for k in keys}
 
 
 def utc_text(t: datetime) -> str:
@@ -97,7 +129,7 @@ def allocations_view(order: Order) -> list[dict[str, Any]]:
     return out
 
 
-def ingest_order(uow: UnitOfWork, cmd: NewOrder, allocator: Allocator = nearest_first) -> tuple[Order, bool]:
+def ingest_order(uow: UnitOfWork, cmd: NewOrder) -> tuple[Order, bool]:
     """Takes an order in once per (channel, external id); returns it and whether it is new."""
     validate_lines(list(cmd.lines))
     ledger = Ledger(uow)
@@ -112,14 +144,14 @@ def ingest_order(uow: UnitOfWork, cmd: NewOrder, allocator: Allocator = nearest_
         order_id=new_id("ord"),
         channel_id=cmd.channel_id,
         external_id=cmd.external_id,
-        lines=[OrderLine(i + 1, sku, qty) for i, (sku, qty) in enumerate(cmd.lines)],
+        lines=[OrderLine(i + 1, sku, qty, group=cmd.groups.get(sku)) for i, (sku, qty) in enumerate(cmd.lines)],
         ship_to=cmd.ship_to,
         created_at=uow.now,
         deliver_by=cmd.deliver_by,
     )
     emit(uow, order, ev.ORDER_RECEIVED)
     uow.add_history(order, "received", {})
-    allocate(uow, ledger, order, channel, allocator, only_node=cmd.node_id)
+    allocate(uow, ledger, order, channel, only_node=cmd.node_id, live=cmd.live)
     uow.insert_order(order)  # once, with its allocation: history and events are written after it
     ledger.flush()
     return order, True
@@ -130,11 +162,12 @@ def allocate(
     ledger: Ledger,
     order: Order,
     channel: Channel,
-    allocator: Allocator = nearest_first,
     only_node: str | None = None,
+    network: Network = DEFAULT_NETWORK,
+    live: Mapping[str, Sequence[Service]] | None = None,
 ) -> list[Pick]:
-    """Holds what the channel's nodes (or `only_node`) can give for the order's open lines; the rest
-    stays backordered."""
+    """Holds what the channel's nodes can give for the order's open lines, where routing decides (or
+    at `only_node`: a sale in person takes that node's stock); the rest stays backordered."""
     lines = order.open_lines()
     if not lines:
         return []
@@ -143,13 +176,19 @@ def allocate(
     names = [only_node] if only_node is not None else channel.node_ids
     nodes = [ledger.catalog.nodes[n] for n in names if n in ledger.catalog.nodes]
     free = {(sku, n.node_id): ledger.free(sku, n.node_id) for sku, _ in lines for n in nodes}
-    st = order.ship_to
-    destination = (st.lat, st.lon) if st.lat is not None and st.lon is not None else None
-    picks = allocator(AllocationRequest(lines, nodes, free, destination))
+    was = order.status
+    plan = None
+    if only_node is not None:
+        picks = nearest_first(AllocationRequest(lines, nodes, free))
+    else:
+        first = was == OrderStatus.RECEIVED
+        plan = _route(uow, ledger, order, channel, nodes, free, lines, network, live, explain_empty=first)
+        picks = [Pick(p.node_id, sku, qty) for p in plan.parcels for sku, qty in p.lines] if plan else []
     for p in picks:
         ledger.post(hold(ledger.position(p.sku, p.node_id), p.quantity, Reason.ALLOCATION, order.order_id))
         order.allocate(p.node_id, p.sku, p.quantity)
-    was = order.status
+    for parcel in plan.parcels if plan else ():
+        order.ship_by(parcel.node_id, parcel.carrier, parcel.service, round(parcel.cost, 2))
     status = order.refresh_status()
     if picks:
         emit(uow, order, ev.ORDER_ALLOCATED, {"picks": [_pick(p) for p in picks]})
@@ -161,6 +200,49 @@ def allocate(
         emit(uow, order, ev.ORDER_BACKORDERED)
         uow.add_history(order, "backordered", {"open": dict(order.open_lines())})
     return picks
+
+
+def _route(
+    uow: UnitOfWork,
+    ledger: Ledger,
+    order: Order,
+    channel: Channel,
+    nodes: list[Node],
+    free: dict[tuple[str, str], int],
+    lines: list[tuple[str, int]],
+    network: Network,
+    live: Mapping[str, Sequence[Service]] | None,
+    *,
+    explain_empty: bool,
+) -> Candidate | None:
+    """Routing's plan for the order's open lines; the decision and its explanation are kept (for an
+    order's later passes only when they place something), and the nodes it uses count against their
+    capacity for the day."""
+    capped = [n.node_id for n in nodes if n.capacity_per_day > 0]
+    req = build_request(
+        lines=lines,
+        weights=ledger.weights,
+        nodes=nodes,
+        free=free,
+        ship_to=order.ship_to,
+        deliver_by=order.deliver_by,
+        channel=channel,
+        orders_today=uow.orders_today(capped) if capped else {},
+        now=uow.now,
+        network=network,
+        groups={ln.sku: ln.group for ln in order.lines if ln.group},
+        opportunity=uow.opportunity([sku for sku, _ in lines]),
+        disruptions=uow.active_disruptions(),
+        live=live,
+    )
+    decision = decide(req)
+    chosen = decision.chosen
+    if chosen is not None or explain_empty:
+        uow.add_routing_decision(order.order_id, decision_view(decision, req))
+    if chosen is not None:
+        held_at = {a.node_id for a in order.allocations if a.quantity or a.shipped}
+        uow.count_orders_today([p.node_id for p in chosen.parcels if p.node_id not in held_at])
+    return chosen
 
 
 def fill_backorders(uow: UnitOfWork, ledger: Ledger, skus: Iterable[str]) -> None:
@@ -245,6 +327,7 @@ def ship_order(
     emit(uow, order, ev.ORDER_SHIPPED, {"shipment": shipment})
     uow.save_order(order)
     uow.add_history(order, "shipped", shipment)
+    cast(ShipmentStore, uow).add_shipment(order_id, node_id, carrier, tracking_number, lines)
     ledger.flush()
     return order
 

@@ -8,7 +8,7 @@ from typing import Any
 from crossdock.domain.errors import NotFound
 from crossdock.domain.position import Position
 from crossdock.services.holds import hold_view
-from crossdock.services.orders import order_view
+from crossdock.services.orders import fulfilment_view, order_view
 from crossdock.services.ports import UnitOfWork
 
 
@@ -49,7 +49,9 @@ def order_detail(uow: UnitOfWork, order_id: str, *, with_history: bool = True) -
     order = uow.get_order(order_id)
     if order is None:
         raise NotFound(f"no order {order_id}")
-    return order_view(order) | ({"history": uow.history(order_id)} if with_history else {})
+    if not with_history:
+        return order_view(order)
+    return order_view(order) | fulfilment_view(uow, order_id) | {"history": uow.history(order_id)}
 
 
 def order_list(uow: UnitOfWork, channel_id: str | None, status: str | None, after: str, limit: int) -> dict[str, Any]:

@@ -22,7 +22,9 @@ from crossdock.store.audit_tables import AuditTables
 from crossdock.store.auth_tables import AuthTables
 from crossdock.store.channel_tables import ChannelTables
 from crossdock.store.clock import from_text, to_text
+from crossdock.store.disruption_tables import DisruptionTables
 from crossdock.store.event_tables import EventTables
+from crossdock.store.routing_tables import RoutingTables
 from crossdock.store.sql import dumps, in_list
 from crossdock.store.webhook_tables import WebhookTables
 
@@ -35,7 +37,9 @@ class CatalogCache:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, ChannelTables):
+class SqlUnitOfWork(
+    EventTables, WebhookTables, AuditTables, AuthTables, ChannelTables, RoutingTables, DisruptionTables
+):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
         super().__init__(conn, dialect, now)
         self._cache = cache
@@ -59,10 +63,12 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
         entry = self._cache.entry
         if version != entry[0]:
             nodes = {
-                r[0]: Node(r[0], NodeType(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], orjson.loads(r[10]))
+                r[0]: Node(
+                    r[0], NodeType(r[1]), r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], orjson.loads(r[10]), r[11]
+                )
                 for r in self.all(
                     "SELECT node_id, type, name, postal_code, country, lat, lon, capacity_per_day,"
-                    " handling_cost, connector, config FROM nodes"
+                    " handling_cost, connector, config, handling_cost_per_unit FROM nodes"
                 )
             }
             channels = {
@@ -112,12 +118,14 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
         created = not self._exists("nodes", "node_id", node.node_id)
         self.x(
             "INSERT INTO nodes (node_id, type, name, postal_code, country, lat, lon, capacity_per_day,"
-            " handling_cost, connector, config, updated_at) VALUES (:node_id, :type, :name, :postal_code, :country,"
-            " :lat, :lon, :capacity_per_day, :handling_cost, :connector, :config, :now) ON CONFLICT (node_id)"
+            " handling_cost, connector, config, handling_cost_per_unit, updated_at) VALUES (:node_id, :type, :name,"
+            " :postal_code, :country, :lat, :lon, :capacity_per_day, :handling_cost, :connector, :config, :per_unit,"
+            " :now) ON CONFLICT (node_id)"
             " DO UPDATE SET type = excluded.type, name = excluded.name, postal_code = excluded.postal_code,"
             " country = excluded.country, lat = excluded.lat, lon = excluded.lon,"
             " capacity_per_day = excluded.capacity_per_day, handling_cost = excluded.handling_cost,"
-            " connector = excluded.connector, config = excluded.config, updated_at = excluded.updated_at",
+            " connector = excluded.connector, config = excluded.config,"
+            " handling_cost_per_unit = excluded.handling_cost_per_unit, updated_at = excluded.updated_at",
             {
                 "node_id": node.node_id,
                 "type": str(node.type),
@@ -130,6 +138,7 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
                 "handling_cost": node.handling_cost,
                 "connector": node.connector,
                 "config": dumps(node.config),
+                "per_unit": node.handling_cost_per_unit,
                 "now": self.now_text,
             },
         )
@@ -178,24 +187,26 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
             # a lock re-reads the locked rows but not the rows it joined (READ COMMITTED), so positions
             # read with the lock could be from before the previous holder committed.
             skus_rows = self.all(
-                f"SELECT sku, seq, low_stock_threshold FROM skus WHERE sku IN {names} ORDER BY sku FOR UPDATE",
+                f"SELECT sku, seq, low_stock_threshold, weight_grams FROM skus WHERE sku IN {names}"
+                " ORDER BY sku FOR UPDATE",
                 params,
             )
             positions = self.positions(ordered) if skus_rows else []
         else:  # one writer: nothing changes between lock and read, so one statement does both
             rows = self.all(
-                "SELECT s.sku, s.seq, s.low_stock_threshold, p.node_id, p.on_hand, p.reserved, p.safety_stock,"
-                " p.damaged, p.inbound FROM skus s LEFT JOIN positions p ON p.sku = s.sku"
+                "SELECT s.sku, s.seq, s.low_stock_threshold, s.weight_grams, p.node_id, p.on_hand, p.reserved,"
+                " p.safety_stock, p.damaged, p.inbound FROM skus s LEFT JOIN positions p ON p.sku = s.sku"
                 f" WHERE s.sku IN {names}",
                 params,
             )
-            skus_rows = list({r[0]: r[:3] for r in rows}.values())
-            positions = [Position(r[0], *r[3:]) for r in rows if r[3] is not None]
+            skus_rows = list({r[0]: r[:4] for r in rows}.values())
+            positions = [Position(r[0], *r[4:]) for r in rows if r[4] is not None]
         found = {r[0]: int(r[1]) for r in skus_rows}
         missing = [s for s in ordered if s not in found]
         if missing:
             raise UnknownReference(f"unknown SKU {missing[0]}", skus=missing)
-        return LockedSkus(found, {r[0]: int(r[2]) for r in skus_rows}, positions)
+        thresholds = {r[0]: int(r[2]) for r in skus_rows}
+        return LockedSkus(found, thresholds, positions, {r[0]: int(r[3] or 0) for r in skus_rows})
 
     def positions(self, skus: Sequence[str]) -> list[Position]:
         names, params = in_list("s", list(skus))
@@ -297,7 +308,7 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
         lines = [
             OrderLine(*row)
             for row in self.all(
-                "SELECT line_no, sku, quantity, allocated, shipped, cancelled FROM order_lines"
+                "SELECT line_no, sku, quantity, allocated, shipped, cancelled, keep_with FROM order_lines"
                 " WHERE order_id = :id ORDER BY line_no",
                 {"id": order_id},
             )
@@ -341,8 +352,8 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
             },
         )
         self.many(
-            "INSERT INTO order_lines (order_id, line_no, sku, quantity, allocated, shipped, cancelled)"
-            " VALUES (:id, :line_no, :sku, :quantity, :allocated, :shipped, :cancelled)",
+            "INSERT INTO order_lines (order_id, line_no, sku, quantity, allocated, shipped, cancelled, keep_with)"
+            " VALUES (:id, :line_no, :sku, :quantity, :allocated, :shipped, :cancelled, :group)",
             [
                 {
                     "id": order.order_id,
@@ -352,6 +363,7 @@ class SqlUnitOfWork(EventTables, WebhookTables, AuditTables, AuthTables, Channel
                     "allocated": ln.allocated,
                     "shipped": ln.shipped,
                     "cancelled": ln.cancelled,
+                    "group": ln.group,
                 }
                 for ln in order.lines
             ],

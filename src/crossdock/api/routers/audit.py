@@ -21,7 +21,7 @@ from crossdock.services.ports import AuditQuery
 
 router = APIRouter(prefix="/v1", tags=["admin"], route_class=guarded("admin"))
 
-ObjectType = Literal["node", "channel", "sku", "position", "webhook_endpoint", "client", "signing_key"]
+ObjectType = Literal["node", "channel", "sku", "position", "webhook_endpoint", "client", "signing_key", "disruption"]
 Text = r"^[^\x00-\x1f]+$"  # no control characters (PostgreSQL refuses NUL in text)
 _DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
 

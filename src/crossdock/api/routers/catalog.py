@@ -18,6 +18,7 @@ from crossdock.domain.catalog import Buffer, Channel, Node, NodeType, Sku
 from crossdock.domain.errors import InvalidRequest, NotFound
 from crossdock.services import catalog
 from crossdock.services.ports import UnitOfWork
+from crossdock.services.routing import parse_rules
 
 router = APIRouter(prefix="/v1", tags=["catalog"], route_class=guarded("inventory:read"))
 
@@ -76,6 +77,7 @@ async def put_node(request: Request, body: NodeIn, node_id: PathId) -> Response:
         float(body.handling_cost),
         body.connector,
         body.config,
+        float(body.handling_cost_per_unit),
     )
     return await write(request, body, partial(_put_node, node))
 
@@ -103,6 +105,7 @@ async def put_channel(request: Request, body: ChannelIn, channel_id: PathId) -> 
     if body.type not in channel_connectors():
         known = ", ".join(sorted(channel_connectors()))
         raise InvalidRequest(f"no connector for channel type {body.type!r} is installed ({known})", field="type")
+    parse_rules(body.config.get("routing") or {})  # refused now rather than at the first order
     channel = Channel(
         channel_id,
         body.type,
@@ -148,6 +151,7 @@ def node_view(n: Node) -> dict[str, Any]:
         "lon": n.lon,
         "capacity_per_day": n.capacity_per_day,
         "handling_cost": n.handling_cost,
+        "handling_cost_per_unit": n.handling_cost_per_unit,
         # Connector secrets stay inside: only the names of configured keys are shown.
         "connector": n.connector,
         "config_keys": sorted(n.config),

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from crossdock.api.auth import guarded, principal, secured
 from crossdock.api.problems import responses
+from crossdock.api.rates import live_rates
 from crossdock.api.schemas import CancelIn, OrderIn, OrderOut, ShipmentIn, ShipToIn
 from crossdock.api.writes import Outcome, json_response, read, write
 from crossdock.connectors.postal import locate
@@ -51,12 +52,16 @@ async def post_order(request: Request, body: OrderIn) -> Response:
 
 async def create_order(request: Request, body: OrderIn) -> Response:
     check_channel(principal(request).channel_id, body.channel_id)
+    lines = [(ln.sku, ln.quantity) for ln in body.lines]
+    to = ship_to(body.ship_to)
     cmd = NewOrder(
         body.channel_id,
         body.external_id,
-        [(ln.sku, ln.quantity) for ln in body.lines],
-        ship_to(body.ship_to),
+        lines,
+        to,
         body.deliver_by,
+        groups={ln.sku: ln.group for ln in body.lines if ln.group},
+        live=await live_rates(request, body.channel_id, lines, to),
     )
     return await write(request, body, partial(_ingest, cmd))
 

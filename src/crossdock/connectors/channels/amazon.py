@@ -10,8 +10,11 @@ Every SP-API call carries an access token from Login with Amazon (LWA), got from
 refresh token and cached until shortly before it expires; a 401/403 fetches a new one once.
 
 Quantities: a few SKUs at once are patched one by one (`patchListingsItem`, seconds to apply); more
-go as one JSON_LISTINGS_FEED (a feed document uploaded, then a feed created). Throttling answers 429
-with `x-amzn-RateLimit-Limit` (requests per second): the wait asked for is one request's worth.
+go as one JSON_LISTINGS_FEED (a feed document uploaded, then a feed created). A feed is processed
+later, so it comes back as pending and `settle` follows it: `getFeed` until its processingStatus is
+DONE (then the processing report, `getFeedDocument` of its resultFeedDocumentId, names the SKUs
+refused) or CANCELLED/FATAL (nothing of it can be counted on: it is pushed again). Throttling answers
+429 with `x-amzn-RateLimit-Limit` (requests per second): the wait asked for is one request's worth.
 
 `inbound_from_order_2026` maps the same decision onto an order of the Orders API 2026-01-01 shape
 (`searchOrders`/`getOrder`), the API Amazon is moving sellers to.
@@ -20,6 +23,7 @@ with `x-amzn-RateLimit-Limit` (requests per second): the wait asked for is one r
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from collections.abc import Mapping, Sequence
@@ -31,13 +35,18 @@ import httpx
 
 from crossdock.connectors.common import SequenceGate, merge_lines, raise_for_status, retry_after
 from crossdock.connectors.sdk import (
+    FEED_DONE,
+    FEED_FAILED,
+    FEED_PENDING,
     Cancellation,
     ChannelError,
     ChannelOrder,
     ConfigError,
+    FeedOutcome,
     Inbound,
     Line,
     PayloadError,
+    PendingFeed,
     PushResult,
     QuantityUpdate,
     RawWebhook,
@@ -61,6 +70,9 @@ SMALL_PUSH = 10  # at most this many SKUs are patched one by one; more go as a f
 PATCH_CONCURRENCY = 5  # patchListingsItem: 5 requests per second, burst 5
 READ_CONCURRENCY = 5  # getListingsItem: 5 requests per second, burst 10
 ORDER_CONCURRENCY = 3  # getOrderItems / getOrderAddress: 0.5 per second, burst 30
+FEED_CONCURRENCY = 2  # getFeed: 2 requests per second, burst 15
+FEED_WORKING = frozenset({"IN_QUEUE", "IN_PROGRESS"})
+FEED_GAVE_UP = frozenset({"CANCELLED", "FATAL"})
 BACKFILL = timedelta(days=30)  # the first poll looks this far back
 TOKEN_MARGIN = 60.0  # seconds before an access token's expiry when a new one is fetched
 
@@ -183,13 +195,13 @@ class AmazonConnector:
             return PushResult()
         if len(fresh) <= SMALL_PUSH:
             return await self._patch_each(fresh)
-        accepted: list[str] = []
+        pending: list[PendingFeed] = []
         for start in range(0, len(fresh), self.max_batch):
             chunk = fresh[start : start + self.max_batch]
-            await self._submit_feed(chunk)
+            feed_id = await self._submit_feed(chunk)
             self._gate.pushed(chunk)
-            accepted += [u.sku for u in chunk]
-        return PushResult(accepted=tuple(accepted))
+            pending.append(PendingFeed(feed_id, tuple(chunk)))
+        return PushResult(pending=tuple(pending))
 
     async def _patch_each(self, fresh: list[QuantityUpdate]) -> PushResult:
         limit = asyncio.Semaphore(PATCH_CONCURRENCY)
@@ -228,8 +240,7 @@ class AmazonConnector:
         """Submits one JSON_LISTINGS_FEED setting these quantities; answers its feedId.
 
         A feed is processed asynchronously (minutes, at times longer): the feed being created means
-        it was submitted, not that every message was applied. Amazon reports refused messages in the
-        feed's processing report; reconciliation (`read`) catches a quantity that did not land."""
+        it was submitted, not that every message was applied; `settle` finds out how it ended."""
         document = (await self._call("POST", f"{FEEDS}/documents", json={"contentType": FEED_CONTENT_TYPE})).json()
         if not isinstance(document, dict) or not document.get("url") or not document.get("feedDocumentId"):
             raise ChannelError(f"Amazon createFeedDocument answered no upload url: {document!r}")
@@ -270,6 +281,60 @@ class AmazonConnector:
         if not isinstance(created, dict) or not created.get("feedId"):
             raise ChannelError(f"Amazon createFeed answered no feedId: {created!r}")
         return str(created["feedId"])
+
+    async def settle(self, feeds: Sequence[PendingFeed]) -> list[FeedOutcome]:
+        limit = asyncio.Semaphore(FEED_CONCURRENCY)
+
+        async def one(feed: PendingFeed) -> FeedOutcome:
+            async with limit:
+                return await self._feed_outcome(feed)
+
+        return list(await asyncio.gather(*(one(f) for f in feeds)))
+
+    async def _feed_outcome(self, feed: PendingFeed) -> FeedOutcome:
+        response = await self._call("GET", f"{FEEDS}/feeds/{quote(feed.feed_id, safe='')}", refused=(404,))
+        if response.status_code == 404:  # Amazon keeps feeds for 90 days: one gone cannot be counted on
+            return FeedOutcome(feed.feed_id, FEED_FAILED, error=f"Amazon knows no feed {feed.feed_id}")
+        answer = _object(response, "getFeed")
+        status = answer.get("processingStatus")
+        if status in FEED_WORKING:
+            return FeedOutcome(feed.feed_id, FEED_PENDING)
+        if status in FEED_GAVE_UP:
+            return FeedOutcome(feed.feed_id, FEED_FAILED, error=f"Amazon feed {feed.feed_id} ended {status}")
+        if status != "DONE":
+            raise ChannelError(f"Amazon getFeed answered processingStatus {status!r} for feed {feed.feed_id}")
+        report_id = answer.get("resultFeedDocumentId")
+        report = await self._document(str(report_id)) if isinstance(report_id, str) and report_id else {}
+        wanted = {u.sku for u in feed.updates}
+        return FeedOutcome(feed.feed_id, FEED_DONE, rejected=feed_report_errors(report, wanted))
+
+    async def _document(self, document_id: str) -> dict[str, Any]:
+        """A feed document (the processing report), fetched from the pre-signed URL getFeedDocument gives."""
+        described = _object(
+            await self._call("GET", f"{FEEDS}/documents/{quote(document_id, safe='')}"), "getFeedDocument"
+        )
+        url = described.get("url")
+        if not isinstance(url, str) or not url:
+            raise ChannelError(f"Amazon getFeedDocument answered no url for {document_id}")
+        try:
+            # a pre-signed download URL: it carries its own authorization, never the access token
+            response = await self.http.get(url)
+        except httpx.HTTPError as exc:
+            raise ChannelError(f"Amazon feed report download failed: {exc}") from exc
+        raise_for_status(response, "Amazon feed report download")
+        content = response.content
+        if described.get("compressionAlgorithm") == "GZIP":
+            try:
+                content = gzip.decompress(content)
+            except (OSError, EOFError) as exc:
+                raise ChannelError(f"Amazon feed report {document_id} is not GZIP: {exc}") from None
+        try:
+            report = json.loads(content)
+        except ValueError:
+            raise ChannelError(f"Amazon feed report {document_id} is not JSON") from None
+        if not isinstance(report, dict):
+            raise ChannelError(f"Amazon feed report {document_id} is not a JSON object")
+        return report
 
     async def read(self, skus: Sequence[str]) -> dict[str, int]:
         limit = asyncio.Semaphore(READ_CONCURRENCY)
@@ -504,6 +569,26 @@ def _payload(response: httpx.Response) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise ChannelError(f"Amazon SP-API answered no payload: {response.text[:200]}")
     return payload
+
+
+def _object(response: httpx.Response, operation: str) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        raise ChannelError(f"Amazon {operation} answered no JSON") from None
+    if not isinstance(body, dict):
+        raise ChannelError(f"Amazon {operation} answered no object: {response.text[:200]}")
+    return body
+
+
+def feed_report_errors(report: Mapping[str, Any], skus: set[str]) -> dict[str, str]:
+    """The SKUs a JSON_LISTINGS_FEED processing report refused (issues of severity ERROR), with why;
+    warnings leave the message applied."""
+    refused: dict[str, list[str]] = {}
+    for issue in report.get("issues") or ():
+        if isinstance(issue, dict) and issue.get("severity") == "ERROR" and issue.get("sku") in skus:
+            refused.setdefault(str(issue["sku"]), []).append(f"{issue.get('code')}: {issue.get('message')}")
+    return {sku: "; ".join(problems) for sku, problems in refused.items()}
 
 
 def _iso(t: datetime) -> str:

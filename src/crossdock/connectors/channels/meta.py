@@ -9,7 +9,8 @@ Config: `catalog_id`, `access_token`, optional `api_version` (Graph API, default
   `inventory`; `allow_upsert` false so an unknown SKU is refused instead of created as an empty
   product). The answer's `validation_status` names refused items; its `handles` are then checked
   once with `GET /{catalog_id}/check_batch_request_status` for errors found while processing. A
-  batch still in progress is taken as accepted: reconciliation (`read`) catches a late failure.
+  batch still in progress comes back as a pending feed, checked again later (`settle`) until it is
+  finished (its per-item errors refuse those SKUs) or ended otherwise (its SKUs are pushed again).
 - Read: `GET /{version}/{catalog_id}/products?fields=retailer_id,inventory&filter=...`, paged.
 """
 
@@ -23,9 +24,14 @@ import httpx
 
 from crossdock.connectors.common import SequenceGate, raise_for_status, request, retry_after
 from crossdock.connectors.sdk import (
+    FEED_DONE,
+    FEED_FAILED,
+    FEED_PENDING,
     ChannelError,
+    FeedOutcome,
     Inbound,
     PayloadError,
+    PendingFeed,
     PushResult,
     QuantityUpdate,
     RawWebhook,
@@ -40,6 +46,7 @@ RETIRED = "Meta sends no order webhooks: its commerce order API was retired in 2
 RATE_LIMIT_CODES = {4, 17, 32, 613, 80014}  # Graph API throttling (80014: catalog batch calls)
 PERMANENT_CODES = {10, 102, 190, 200}  # permissions, session and token errors
 READ_CHUNK = 100  # retailer ids per products filter
+WORKING = frozenset({"in_progress", "started", "not_started", "pending"})  # a batch not finished yet
 
 JSON = dict[str, Any]
 
@@ -91,17 +98,48 @@ class MetaConnector:
         batch = self._gate.fresh(updates)
         accepted: list[str] = []
         rejected: dict[str, str] = {}
+        pending: list[PendingFeed] = []
         for start in range(0, len(batch), self.max_batch):
             part = batch[start : start + self.max_batch]
-            refused = await self._push_part(part)
+            refused, working = await self._push_part(part)
             rejected.update(refused)
             taken = [u for u in part if u.sku not in refused]
-            accepted += [u.sku for u in taken]
             self._gate.pushed(taken)
-        return PushResult(accepted=tuple(accepted), rejected=rejected)
+            if working:
+                pending += [PendingFeed(handle, tuple(taken)) for handle in working]
+            else:
+                accepted += [u.sku for u in taken]
+        return PushResult(accepted=tuple(accepted), rejected=rejected, pending=tuple(pending))
 
-    async def _push_part(self, part: Sequence[QuantityUpdate]) -> dict[str, str]:
-        """Sends one items_batch call; returns the SKUs Meta refused, with why."""
+    async def settle(self, feeds: Sequence[PendingFeed]) -> list[FeedOutcome]:
+        outcomes: list[FeedOutcome] = []
+        for feed in feeds:
+            status, refused = await self._batch_status(feed.feed_id)
+            if status == "finished":
+                wanted = {u.sku for u in feed.updates}
+                outcomes.append(FeedOutcome(feed.feed_id, FEED_DONE, {k: v for k, v in refused.items() if k in wanted}))
+            elif status in WORKING:
+                outcomes.append(FeedOutcome(feed.feed_id, FEED_PENDING))
+            else:
+                outcomes.append(FeedOutcome(feed.feed_id, FEED_FAILED, error=f"Meta batch ended {status!r}"))
+        return outcomes
+
+    async def _batch_status(self, handle: str) -> tuple[str, dict[str, str]]:
+        """A batch's status (finished, in_progress, ...) and the items refused while processing it."""
+        checked = await self._call("GET", self._catalog_url("check_batch_request_status"), params={"handle": handle})
+        status = "finished"
+        refused: dict[str, str] = {}
+        for result in checked.get("data") or []:
+            if result.get("status") != "finished":
+                status = str(result.get("status"))
+            for error in result.get("errors") or []:
+                if error.get("id"):
+                    refused[str(error["id"])] = str(error.get("message", "refused by Meta"))
+        return status, refused
+
+    async def _push_part(self, part: Sequence[QuantityUpdate]) -> tuple[dict[str, str], list[str]]:
+        """Sends one items_batch call; returns the SKUs Meta refused, with why, and the handles of
+        the batches still being processed."""
         body = {
             # in the body, not the URL: a token in a URL ends up in access logs
             "access_token": config_text(self.channel, "access_token"),
@@ -115,15 +153,13 @@ class MetaConnector:
             problems = [e.get("message", "") for e in status.get("errors") or []]
             if problems and status.get("retailer_id"):
                 refused[str(status["retailer_id"])] = "; ".join(problems)
+        working: list[str] = []
         for handle in answer.get("handles") or []:
-            checked = await self._call(
-                "GET", self._catalog_url("check_batch_request_status"), params={"handle": handle}
-            )
-            for result in checked.get("data") or []:
-                for error in result.get("errors") or []:
-                    if error.get("id"):
-                        refused[str(error["id"])] = str(error.get("message", "refused by Meta"))
-        return refused
+            status, late = await self._batch_status(str(handle))
+            refused.update(late)
+            if status != "finished":
+                working.append(str(handle))
+        return refused, working
 
     async def read(self, skus: Sequence[str]) -> dict[str, int]:
         wanted = list(dict.fromkeys(skus))

@@ -5,13 +5,17 @@ SP-API operations Crossdock and the official `amzn-sp-api` SDK use, with the rea
 - every SP-API call needs a live `x-amz-access-token` granted by the token endpoint (else 403
   Unauthorized, as Amazon answers an expired token);
 - `getOrders` filters by `LastUpdatedAfter` (inclusive) or `CreatedAfter` and pages by `NextToken`;
-- a feed document's pre-signed upload URL takes the feed with PUT (no access token), and creating a
-  JSON_LISTINGS_FEED applies its PATCH messages (here at once; Amazon does it within minutes);
+- a feed document's pre-signed upload URL takes the feed with PUT (no access token); a created
+  JSON_LISTINGS_FEED goes IN_QUEUE, IN_PROGRESS, then DONE, one step per `getFeed` (`feed_steps`;
+  0: DONE at once), and its PATCH messages are applied when it is DONE; a feed told to end
+  CANCELLED or FATAL applies nothing. A DONE feed's processing report (`getFeedDocument` of its
+  resultFeedDocumentId, GZIP-compressed, from a pre-signed URL) lists the refused messages;
 - throttling answers 429 with `x-amzn-RateLimit-Limit`.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import secrets
 import time
@@ -92,6 +96,10 @@ class FakeAmazon:
         self._item_tokens: dict[str, tuple[str, int]] = {}
         self._documents: dict[str, bytes | None] = {}
         self._failures: list[tuple[int, dict[str, str]]] = []
+        self.feed_steps = 0  # getFeed calls that find a new feed still IN_QUEUE / IN_PROGRESS
+        self._feed_end: list[str] = []  # how the next feeds end (CANCELLED, FATAL); DONE when empty
+        self._refusals: dict[str, str] = {}  # SKU -> why feeds refuse its messages
+        self._reports: dict[str, bytes] = {}  # report document id -> its (compressed) content
         self.app = Starlette(
             routes=[
                 Route(TOKEN_PATH, self._token, methods=["POST"]),
@@ -103,7 +111,9 @@ class FakeAmazon:
                 Route("/feeds/2021-06-30/documents", self._create_document, methods=["POST"]),
                 Route("/feeds/2021-06-30/feeds", self._create_feed, methods=["POST"]),
                 Route("/feeds/2021-06-30/feeds/{feed_id}", self._get_feed, methods=["GET"]),
+                Route("/feeds/2021-06-30/documents/{document_id}", self._get_document, methods=["GET"]),
                 Route("/_upload/{document_id}", self._upload, methods=["PUT"]),
+                Route("/_download/{document_id}", self._download, methods=["GET"]),
             ]
         )
 
@@ -186,6 +196,22 @@ class FakeAmazon:
     def throttle_next(self, n: int, rate: float = 0.5) -> None:
         """The next `n` SP-API calls are throttled: 429 with the usage plan's rate."""
         self._failures += [(429, {"x-amzn-RateLimit-Limit": str(rate)})] * n
+
+    def end_next_feeds(self, n: int, status: str = "FATAL") -> None:
+        """The next `n` feeds created end `status` (CANCELLED or FATAL) without applying anything."""
+        self._feed_end += [status] * n
+
+    def refuse_in_feeds(self, sku: str, message: str) -> None:
+        """Feeds refuse the SKU's messages from now on: its processing report names it with `message`."""
+        self._refusals[sku] = message
+
+    def release_feeds(self) -> None:
+        """Every feed still IN_QUEUE or IN_PROGRESS ends at the next getFeed that looks at it."""
+        for feed in self.feeds:
+            feed["steps"] = 0
+
+    def feed_status(self, feed_id: str) -> str:
+        return str(next(f for f in self.feeds if f["feedId"] == feed_id)["processingStatus"])
 
     def expire_tokens(self) -> None:
         """Every access token granted so far stops working (as when one expires early)."""
@@ -381,20 +407,66 @@ class FakeAmazon:
         if not isinstance(messages, list) or not isinstance(header, dict) or header.get("version") != "2.0":
             return _error("InvalidInput", "the feed document is not a JSON_LISTINGS_FEED v2.0", 400)
         feed_id = str(50000 + len(self.feeds))
+        feed_state: dict[str, Any] = {
+            "feedId": feed_id,
+            "feedType": body["feedType"],
+            "messages": messages,
+            "issues": [],
+            "processingStatus": "IN_QUEUE",
+            "steps": self.feed_steps,
+            "end": self._feed_end.pop(0) if self._feed_end else "DONE",
+        }
+        self.feeds.append(feed_state)
+        self._step(feed_state)
+        return JSONResponse({"feedId": feed_id}, 202)
+
+    def _step(self, feed: dict[str, Any]) -> None:
+        """Moves a feed one step on (IN_QUEUE, IN_PROGRESS, then its end); applied when it ends DONE."""
+        if feed["processingStatus"] not in ("IN_QUEUE", "IN_PROGRESS"):
+            return
+        if feed["steps"] > 0:
+            feed["steps"] -= 1
+            feed["processingStatus"] = "IN_PROGRESS" if feed["steps"] == 0 else feed["processingStatus"]
+            return
+        feed["processingStatus"] = feed["end"]
+        if feed["end"] != "DONE":
+            return
         issues: list[dict[str, Any]] = []
-        for message in messages:
-            listing = self.listings.get(str(message.get("sku")))
+        for message in feed["messages"]:
+            sku = str(message.get("sku"))
+            listing = self.listings.get(sku)
             problem = (
-                f"The SKU '{message.get('sku')}' does not exist."
+                f"The SKU '{sku}' does not exist."
                 if listing is None
-                else "operationType must be PATCH"
-                if message.get("operationType") != "PATCH"
-                else _apply(listing, message.get("patches"))
+                else self._refusals.get(sku)
+                or ("operationType must be PATCH" if message.get("operationType") != "PATCH" else None)
+                or _apply(listing, message.get("patches"))
             )
             if problem:
-                issues.append({"messageId": message.get("messageId"), "sku": message.get("sku"), "message": problem})
-        self.feeds.append({"feedId": feed_id, "feedType": body["feedType"], "messages": messages, "issues": issues})
-        return JSONResponse({"feedId": feed_id}, 202)
+                issues.append(
+                    {
+                        "messageId": message.get("messageId"),
+                        "sku": sku,
+                        "code": "90000900",
+                        "severity": "ERROR",
+                        "message": problem,
+                    }
+                )
+        feed["issues"] = issues
+        report = {
+            "header": {"sellerId": self.seller_id, "version": "2.0", "feedId": feed["feedId"]},
+            "issues": issues,
+            "summary": {
+                "errors": len(issues),
+                "warnings": 0,
+                "messagesProcessed": len(feed["messages"]),
+                "messagesAccepted": len(feed["messages"]) - len({i["messageId"] for i in issues}),
+                "messagesInvalid": len({i["messageId"] for i in issues}),
+            },
+        }
+        document_id = "amzn1.tortuga.4." + secrets.token_hex(12)
+        self._reports[document_id] = gzip.compress(json.dumps(report).encode())
+        feed["resultFeedDocumentId"] = document_id
 
     async def _get_feed(self, request: Request) -> Response:
         if (refused := self._gate(request)) is not None:
@@ -402,16 +474,33 @@ class FakeAmazon:
         feed_id = request.path_params["feed_id"]
         for feed in self.feeds:
             if feed["feedId"] == feed_id:
-                return JSONResponse(
-                    {
-                        "feedId": feed_id,
-                        "feedType": feed["feedType"],
-                        "marketplaceIds": [self.marketplace_id],
-                        "createdTime": "2026-01-01T00:00:00Z",
-                        "processingStatus": "DONE",
-                    }
-                )
+                answer = {
+                    "feedId": feed_id,
+                    "feedType": feed["feedType"],
+                    "marketplaceIds": [self.marketplace_id],
+                    "createdTime": "2026-01-01T00:00:00Z",
+                    "processingStatus": feed["processingStatus"],
+                }
+                if "resultFeedDocumentId" in feed:
+                    answer["resultFeedDocumentId"] = feed["resultFeedDocumentId"]
+                self._step(feed)  # the next look finds it further on
+                return JSONResponse(answer)
         return _error("NotFound", "The requested feed was not found", 404)
+
+    async def _get_document(self, request: Request) -> Response:
+        if (refused := self._gate(request)) is not None:
+            return refused
+        document_id = request.path_params["document_id"]
+        if document_id not in self._reports:
+            return _error("NotFound", "The requested feed document was not found", 404)
+        url = str(request.base_url).rstrip("/") + f"/_download/{document_id}"
+        return JSONResponse({"feedDocumentId": document_id, "url": url, "compressionAlgorithm": "GZIP"})
+
+    async def _download(self, request: Request) -> Response:
+        content = self._reports.get(request.path_params["document_id"])
+        if content is None:
+            return Response("<Error><Code>NoSuchKey</Code></Error>", 404, media_type="application/xml")
+        return Response(content, 200, media_type="application/octet-stream")
 
 
 def _apply(listing: _Listing, patches: object) -> str | None:

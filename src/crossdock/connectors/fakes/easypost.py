@@ -5,6 +5,7 @@ auth user (what the REST docs show) or as a Bearer token (what the official clie
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 import threading
@@ -50,6 +51,8 @@ class FakeEasyPost:
         self.shipments: dict[str, JSON] = {}
         self.calls: list[tuple[str, str, Any]] = []  # (method, path, body): what the client sent
         self._failures: Failures[tuple[int, float | None]] = Failures()
+        self.delay = 0.0  # seconds every shipment creation takes: a slow carrier API
+        self.arrived = 0  # shipment creations begun, answered or not
         self.app = Starlette(
             routes=[
                 Route("/v2/shipments", self._create, methods=["POST"]),
@@ -102,6 +105,9 @@ class FakeEasyPost:
         return None, body
 
     async def _create(self, request: Request) -> Response:
+        with self.lock:
+            self.arrived += 1
+        await asyncio.sleep(self.delay)
         refused, body = await self._gate(request)
         if refused:
             return refused

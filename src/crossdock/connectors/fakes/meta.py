@@ -1,6 +1,10 @@
 """A fake Meta Graph API for one product catalog: `items_batch` (UPDATE of `inventory`, at most
 5,000 requests, `allow_upsert`), `check_batch_request_status` for the handles it gives out, and the
-catalog's `products` edge with a `retailer_id` filter and cursor paging. Graph-shaped errors."""
+catalog's `products` edge with a `retailer_id` filter and cursor paging. Graph-shaped errors.
+
+A batch is applied when it finishes: at once, or after `batch_steps` status checks answered
+`in_progress`; `refuse` makes batches refuse an item, `end_next_batches` makes batches end in error
+(nothing applied)."""
 
 from __future__ import annotations
 
@@ -35,6 +39,10 @@ class FakeMeta:
         self.products: dict[str, int] = {}  # retailer_id -> inventory
         self.applied: dict[str, list[int]] = {}
         self.batches: dict[str, list[JSON]] = {}  # handle -> errors found processing it
+        self.batch_steps = 0  # status checks that find a new batch still in_progress
+        self._working: dict[str, tuple[int, str, list[tuple[str, int]]]] = {}  # handle -> (steps, end, updates)
+        self._ends: list[str] = []
+        self._refusals: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         self._failures: Failures[tuple[int, int]] = Failures()
         self.app = Starlette(
@@ -59,6 +67,23 @@ class FakeMeta:
     def history(self, sku: str) -> list[int]:
         with self.lock:
             return list(self.applied.get(sku, []))
+
+    def refuse(self, retailer_id: str, message: str) -> None:
+        """Batches refuse this item from now on, reporting `message` through the batch handle."""
+        with self.lock:
+            self._refusals[retailer_id] = message
+
+    def end_next_batches(self, n: int, status: str = "error") -> None:
+        """The next `n` batches end with `status` instead of finished, applying nothing."""
+        with self.lock:
+            self._ends += [status] * n
+
+    def batch_status(self, handle: str) -> str:
+        with self.lock:
+            if handle not in self._working:
+                return "finished"
+            steps, end, _ = self._working[handle]
+            return "in_progress" if steps > 0 else end
 
     def fail_next(self, n: int, status: int = 500, code: int = 2) -> None:
         """The next n calls fail: 500/code 2 is Graph's transient error, 400/80014 its catalog throttle."""
@@ -96,6 +121,7 @@ class FakeMeta:
         allow_upsert = body.get("allow_upsert", True) not in (False, "false")
         statuses: list[JSON] = []
         late: list[JSON] = []
+        taken: list[tuple[str, int]] = []
         with self.lock:
             for i, req in enumerate(requests):
                 data = req.get("data") or {}
@@ -110,11 +136,26 @@ class FakeMeta:
                     # found while processing, as Meta does: reported through the batch handle
                     late.append({"line": i, "id": rid, "message": "Item does not exist and allow_upsert is false"})
                     continue
-                self.products[rid] = inventory
-                self.applied.setdefault(rid, []).append(inventory)
+                if rid in self._refusals:
+                    late.append({"line": i, "id": rid, "message": self._refusals[rid]})
+                    continue
+                taken.append((rid, inventory))
             handle = secrets.token_urlsafe(24)
             self.batches[handle] = late
+            self._working[handle] = (self.batch_steps, self._ends.pop(0) if self._ends else "finished", taken)
+            if self.batch_steps == 0:
+                self._finish(handle)
         return JSONResponse({"handles": [handle], "validation_status": statuses})
+
+    def _finish(self, handle: str) -> None:
+        """Ends a batch: one ending `finished` is applied, one ending otherwise applies nothing."""
+        _, end, taken = self._working.pop(handle)
+        if end != "finished":
+            self._working[handle] = (0, end, [])
+            return
+        for rid, inventory in taken:
+            self.products[rid] = inventory
+            self.applied.setdefault(rid, []).append(inventory)
 
     async def _status(self, request: Request) -> Response:
         refused = await self._gate(request, request.query_params.get("access_token"))
@@ -125,8 +166,16 @@ class FakeMeta:
             if handle not in self.batches:
                 return graph_error(400, "(#100) unknown handle", 100)
             found = self.batches[handle]
+            status = "finished"
+            if handle in self._working:
+                steps, status, taken = self._working[handle]
+                if steps > 0:
+                    self._working[handle] = (steps - 1, status, taken)
+                    status = "in_progress"
+                else:
+                    self._finish(handle)
         return JSONResponse(
-            {"data": [{"handle": handle, "status": "finished", "errors_total_count": len(found), "errors": found}]}
+            {"data": [{"handle": handle, "status": status, "errors_total_count": len(found), "errors": found}]}
         )
 
     async def _products(self, request: Request) -> Response:

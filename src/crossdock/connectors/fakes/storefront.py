@@ -42,6 +42,24 @@ class FakeStorefront:
             entry = self.current.get(sku)
         return entry[0] if entry else None
 
+    def sell(self, sku: str, quantity: int = 1) -> bool:
+        """A checkout on the storefront: takes `quantity` off the shown quantity if that many are
+        shown (as Shopify and WooCommerce do on their own), else refuses. The sequence stays, so the
+        next push from Crossdock replaces the local count."""
+        with self.lock:
+            entry = self.current.get(sku)
+            if entry is None or entry[0] < quantity:
+                return False
+            self.current[sku] = (entry[0] - quantity, entry[1])
+            return True
+
+    def set_quantity(self, sku: str, quantity: int) -> None:
+        """Sets the shown quantity from outside the push path (a batch sync job), keeping the sequence
+        held so that a newer push still wins."""
+        with self.lock:
+            entry = self.current.get(sku)
+            self.current[sku] = (quantity, entry[1] if entry else 0)
+
     def history(self, sku: str) -> list[tuple[int, int]]:
         with self.lock:
             return list(self.received.get(sku, []))

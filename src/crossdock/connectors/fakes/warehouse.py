@@ -9,6 +9,11 @@ nothing. (The key must equal the body's `request_id`, else 422.) A repeat of a k
 node answer 409 for a taken request id; the connector takes the id as the reference). A new key
 answers 201 `{"id": "wo_<n>"}`.
 
+Cancellations (`POST /fulfilment-orders/{id}/cancel`, keyed the same way by their Idempotency-Key):
+an order not yet shipped is cancelled (200; a repeat answers 200 again and changes nothing), a
+shipped one answers 409, an unknown id 404. `ship` ships an order, as the warehouse floor would,
+and refuses a cancelled one; `cancels` keeps every cancellation taken, in order.
+
 `signed_webhook` makes the Standard-Webhooks-signed webhooks such a node sends to Crossdock.
 """
 
@@ -50,8 +55,16 @@ class FakeWarehouse:
         self.headers: list[dict[str, str]] = []  # the (lower-case) headers each created order came with
         self.calls = 0  # every request that reached the route, failed or not
         self._ids: dict[str, tuple[str, dict[str, Any]]] = {}  # idempotency key -> (order id, body)
+        self.cancels: list[dict[str, Any]] = []  # the body of each cancellation taken, in order
+        self.cancelled: set[str] = set()  # ids of the orders cancelled
+        self.shipped: set[str] = set()  # ids of the orders shipped
         self._failures: Failures[tuple[int, float | None]] = Failures()
-        self.app = Starlette(routes=[Route("/fulfilment-orders", self._create, methods=["POST"])])
+        self.app = Starlette(
+            routes=[
+                Route("/fulfilment-orders", self._create, methods=["POST"]),
+                Route("/fulfilment-orders/{order_id}/cancel", self._cancel, methods=["POST"]),
+            ]
+        )
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         await self.app(scope, receive, send)
@@ -62,6 +75,46 @@ class FakeWarehouse:
 
     def recover(self) -> None:
         self._failures.clear()
+
+    def order_id(self, request_id: str) -> str | None:
+        """The id of the order created for a fulfilment request, if one was."""
+        with self.lock:
+            found = self._ids.get(request_id)
+        return found[0] if found else None
+
+    def ship(self, order_id: str) -> bool:
+        """Ships an order; False (and nothing shipped) when it was cancelled."""
+        with self.lock:
+            if order_id in self.cancelled:
+                return False
+            self.shipped.add(order_id)
+            return True
+
+    async def _cancel(self, request: Request) -> Response:
+        raw = await request.body()
+        with self.lock:
+            self.calls += 1
+        if (failure := self._failures.next()) is not None:
+            status, wait = failure
+            return JSONResponse({"error": "failing on purpose"}, status_code=status, headers=retry_after(wait))
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return JSONResponse({"error": "bad or missing API key"}, status_code=401)
+        if not request.headers.get("idempotency-key"):
+            return JSONResponse({"error": "Idempotency-Key is required"}, status_code=400)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        order_id = request.path_params["order_id"]
+        with self.lock:
+            if order_id not in {known for known, _ in self._ids.values()}:
+                return JSONResponse({"error": f"no order {order_id}"}, status_code=404)
+            if order_id in self.shipped:
+                return JSONResponse({"error": "already shipped"}, status_code=409)
+            if order_id not in self.cancelled:
+                self.cancelled.add(order_id)
+                self.cancels.append(body)
+        return JSONResponse({"id": order_id, "status": "cancelled"}, status_code=200)
 
     async def _create(self, request: Request) -> Response:
         raw = await request.body()

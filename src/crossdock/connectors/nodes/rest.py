@@ -20,6 +20,18 @@ create a second order for it. The node answers 200 or 201 `{"id": "<its referenc
 reference is returned). 429 and 5xx are retried later (after `Retry-After`); any other refusal
 (401 bad key, 400/422 a bad request, a 409 without an id, a redirect) is permanent.
 
+Crossdock -> node, a cancellation of a request the node took (the order was cancelled), by the id
+the node answered for it, as ShipBob cancels an order (`POST /order/{orderId}/cancel`):
+
+    POST {api_url}/fulfilment-orders/{id}/cancel
+    Authorization: Bearer {api_key}
+    Idempotency-Key: {cancel_id}
+    {"cancel_id": "...", "request_id": "...", "order_id": "...", "reason": "..."}
+
+The node answers 200, 202 or 204 once the order is cancelled (a repeat of a cancellation it took
+answers the same); 409 says it can no longer be cancelled (picked, packed or shipped): that is
+final and is not retried. 429 and 5xx are retried later; any other refusal is permanent.
+
 Node -> Crossdock, a webhook signed with Standard Webhooks (symmetric `v1`, with `webhook_secret`):
 headers `webhook-id` (the event id: a repeat is dropped), `webhook-timestamp` (Unix seconds; more
 than 5 minutes from the arrival time is refused) and `webhook-signature` (`v1,<base64 HMAC-SHA256
@@ -42,14 +54,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import httpx
 
 from crossdock.connectors import common
 from crossdock.connectors.common import json_object, parse_time, raise_for_status, verify_standard_webhook
 from crossdock.connectors.sdk import (
+    CancelRefused,
     ChannelError,
     ConfigError,
+    FulfilmentCancel,
     FulfilmentRequest,
     Line,
     NodeInbound,
@@ -147,6 +162,39 @@ class RestNodeConnector:
             raise ChannelError(f"{who} answered {response.status_code} (a redirect)", permanent=True)
         raise_for_status(response, who)
         raise ChannelError(f"{who} answered {response.status_code}", permanent=True)  # 1xx: never expected
+
+    async def cancel(self, request: FulfilmentCancel) -> None:
+        body = {
+            "cancel_id": request.cancel_id,
+            "request_id": request.request_id,
+            "order_id": request.order_id,
+            "reason": request.reason,
+        }
+        url = f"{self._setting('api_url').rstrip('/')}/fulfilment-orders/{quote(request.reference, safe='')}/cancel"
+        headers = {
+            "Authorization": f"Bearer {self._setting('api_key')}",
+            "Idempotency-Key": request.cancel_id,
+        }
+        who = f"node {self.node_id!r}"
+        response = await common.request(self.http, who, "POST", url, json=body, headers=headers)
+        if 200 <= response.status_code < 300:
+            return
+        if response.status_code == 409:
+            raise CancelRefused(f"{who} can no longer cancel {request.reference}: {self._error(response)}")
+        if 300 <= response.status_code < 400:
+            raise ChannelError(f"{who} answered {response.status_code} (a redirect)", permanent=True)
+        raise_for_status(response, who)
+        raise ChannelError(f"{who} answered {response.status_code}", permanent=True)
+
+    @staticmethod
+    def _error(response: httpx.Response) -> str:
+        """What the node said about a refusal, short enough to keep with the request."""
+        try:
+            answer = response.json()
+        except ValueError:
+            return response.text[:200] or "no reason given"
+        error = answer.get("error") if isinstance(answer, dict) else None
+        return str(error)[:200] if error else "no reason given"
 
     @staticmethod
     def _reference(response: httpx.Response) -> str | None:

@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import httpcore
 import httpx
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -150,21 +152,74 @@ def _kind(address: IPAddress) -> str | None:
     return None
 
 
-class CheckedTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that calls only addresses the policy allows (channel and carrier APIs,
-    custom channels' push URLs): a refused one fails like an unreachable host. The name is resolved
-    once more when connecting; webhook deliveries (sender.py) also pin the checked address."""
+class PinnedBackend(httpcore.AsyncNetworkBackend):
+    """Connects a host name only to the address the policy last checked for it, never to what the
+    name resolves to at connect time; a name never checked is not connected at all."""
 
-    def __init__(self, policy: AddressPolicy, inner: httpx.AsyncBaseTransport | None = None) -> None:
+    KEEP = 1024  # names remembered; the oldest is forgotten first (its next request checks it again)
+
+    def __init__(self) -> None:
+        self.inner = httpcore.AnyIOBackend()
+        self.pins: dict[str, IPAddress] = {}
+
+    def pin(self, target: Target) -> None:
+        self.pins.pop(target.hostname, None)
+        self.pins[target.hostname] = target.address
+        while len(self.pins) > self.KEEP:
+            del self.pins[next(iter(self.pins))]
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        address = self.pins.get(host)
+        if address is None:
+            raise httpcore.ConnectError(f"refused: {host} was not checked")
+        return await self.inner.connect_tcp(str(address), port, timeout, local_address, socket_options)
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("refused: no Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class CheckedTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport that calls only addresses the policy allows (channel, carrier and node
+    APIs, custom channels' push URLs): a refused one fails like an unreachable host. Every request
+    checks the host again, and a new connection goes to the checked address, not to a second lookup
+    of the name (DNS rebinding); the URL keeps the name, so the Host header, TLS SNI, the certificate
+    check and the pooling of connections all stay per name."""
+
+    def __init__(
+        self,
+        policy: AddressPolicy,
+        verify: ssl.SSLContext | bool = True,
+        limits: httpx.Limits = httpx.Limits(max_connections=100, max_keepalive_connections=20),
+    ) -> None:
+        super().__init__(verify=verify, limits=limits)
         self.policy = policy
-        self.inner = inner or httpx.AsyncHTTPTransport()
+        self.backend = PinnedBackend()
+        # httpx has no option for the network backend, so its pool is replaced by one that has it;
+        # httpx's request and error mapping around the pool stay as they are.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=self.backend,
+        )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         try:
-            await self.policy.check(request.url)
+            target = await self.policy.check(request.url)
         except Refused as exc:
             raise httpx.ConnectError(f"refused: {exc}", request=request) from None
-        return await self.inner.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
+        self.backend.pin(target)
+        return await super().handle_async_request(request)

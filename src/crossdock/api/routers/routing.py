@@ -1,0 +1,51 @@
+"""Routing: what-if quotes, and the explanation of every decision made for an order."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from crossdock.api.auth import guarded, principal
+from crossdock.api.problems import responses
+from crossdock.api.rates import live_rates
+from crossdock.api.routers.orders import ship_to
+from crossdock.api.routing_schemas import OrderRoutingOut, QuoteIn, QuoteOut
+from crossdock.api.writes import json_response, read
+from crossdock.domain.errors import NotFound
+from crossdock.services.access import check_channel, check_order
+from crossdock.services.ports import UnitOfWork
+from crossdock.services.routing import quote
+
+router = APIRouter(prefix="/v1", tags=["routing"], route_class=guarded("routing:read"))
+
+
+@router.post(
+    "/routing/quote",
+    responses=responses("unknown-reference", "invalid-request", ok={200: {"model": QuoteOut}}),
+)
+async def post_quote(request: Request, body: QuoteIn) -> Response:
+    """Where an order would ship from, by which carrier service and at what landed cost, with every
+    candidate considered: nothing is held."""
+    check_channel(principal(request).channel_id, body.channel_id)
+    lines = [(ln.sku, ln.quantity, ln.group) for ln in body.lines]
+    to = ship_to(body.ship_to)
+    live = await live_rates(request, body.channel_id, [(sku, qty) for sku, qty, _ in lines], to)
+    return json_response(
+        await read(request, lambda uow: quote(uow, body.channel_id, lines, to, body.deliver_by, live=live))
+    )
+
+
+@router.get("/orders/{order_id}/routing", responses=responses("not-found", ok={200: {"model": OrderRoutingOut}}))
+async def get_order_routing(request: Request, order_id: str) -> Response:
+    """Every routing decision made for the order (when taken in, then at each backorder fill): the
+    constraints, the nodes left out and why, every candidate with its cost, and why one was chosen."""
+    return json_response(await read(request, partial(_decisions, principal(request).channel_id, order_id)))
+
+
+def _decisions(acting_for: str | None, order_id: str, uow: UnitOfWork) -> dict[str, object]:
+    check_order(uow, acting_for, order_id)
+    if uow.get_order(order_id) is None:
+        raise NotFound(f"no order {order_id}")
+    return {"order_id": order_id, "decisions": uow.routing_decisions(order_id)}

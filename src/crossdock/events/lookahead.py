@@ -1,0 +1,61 @@
+"""Refreshes the look-ahead's opportunity costs every so often, in one process at a time (a leased
+cursor that never moves: the lease is all it is for)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+import structlog
+
+from crossdock.events.relay import LEASE, Relay
+from crossdock.services.lookahead import LookAheadSettings, expected_demand, history_start, opportunity
+
+log = structlog.get_logger()
+
+
+class LookAhead:
+    name = "lookahead"
+
+    def __init__(self, every: timedelta, settings: LookAheadSettings = LookAheadSettings()) -> None:
+        self.every = every.total_seconds()
+        self.settings = settings
+
+    async def run(self, relay: Relay) -> None:
+        lease = relay.cursor(self.name)
+        last = float("-inf")
+        while True:
+            if await lease.acquire() and time.monotonic() - last >= self.every:
+                last = time.monotonic()
+                try:
+                    count = await self.refresh(relay)
+                    log.info("look-ahead refreshed", positions_valued=count)
+                except Exception as exc:  # the next round tries again; routing keeps the last values
+                    log.warning("look-ahead failed", error=str(exc))
+            await asyncio.sleep(min(self.every, LEASE.total_seconds() / 3))
+
+    async def refresh(self, relay: Relay) -> int:
+        seen = await relay.reading(partial(snapshot, settings=self.settings))
+        values = await asyncio.to_thread(partial(opportunity, **seen, settings=self.settings))
+        await relay.write(partial(save, values=values))
+        return sum(1 for v in values.values() if v > 0)
+
+
+def snapshot(uow: Any, *, settings: LookAheadSettings) -> dict[str, Any]:
+    demand = expected_demand(uow.demand_since(history_start(uow.now, settings)), settings)
+    skus = sorted({sku for sku, _ in demand.units})
+    weights = {sku: item.weight_grams for sku in skus if (item := uow.get_sku(sku)) is not None}
+    return {
+        "catalog": uow.catalog(),
+        "positions": uow.positions(skus) if skus else [],
+        "weights": weights,
+        "demand": demand,
+        "now": uow.now,
+    }
+
+
+def save(uow: Any, *, values: dict[tuple[str, str], float]) -> None:
+    uow.save_opportunity(values)
