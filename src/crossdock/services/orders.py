@@ -16,10 +16,10 @@ from crossdock.domain.ids import new_id
 from crossdock.domain.order import Order, OrderLine, OrderStatus, ShipTo, validate_lines
 from crossdock.domain.position import Reason, hold, release, ship
 from crossdock.routing.decide import decide
-from crossdock.routing.model import Candidate, Service
+from crossdock.routing.model import Parcel, Service
 from crossdock.services.ledger import Ledger
 from crossdock.services.ports import UnitOfWork
-from crossdock.services.routing import DEFAULT_NETWORK, Network, build_request, decision_view
+from crossdock.services.routing import DEFAULT_NETWORK, Network, build_request, decision_record
 
 BACKORDER_BATCH = 200  # orders looked at per pass when stock frees up
 
@@ -177,17 +177,17 @@ def allocate(
     nodes = [ledger.catalog.nodes[n] for n in names if n in ledger.catalog.nodes]
     free = {(sku, n.node_id): ledger.free(sku, n.node_id) for sku, _ in lines for n in nodes}
     was = order.status
-    plan = None
+    parcels: Sequence[Parcel] = ()
     if only_node is not None:
         picks = nearest_first(AllocationRequest(lines, nodes, free))
     else:
         first = was == OrderStatus.RECEIVED
-        plan = _route(uow, ledger, order, channel, nodes, free, lines, network, live, explain_empty=first)
-        picks = [Pick(p.node_id, sku, qty) for p in plan.parcels for sku, qty in p.lines] if plan else []
+        parcels = _route(uow, ledger, order, channel, nodes, free, lines, network, live, explain_empty=first)
+        picks = [Pick(p.node_id, sku, qty) for p in parcels for sku, qty in p.lines]
     for p in picks:
         ledger.post(hold(ledger.position(p.sku, p.node_id), p.quantity, Reason.ALLOCATION, order.order_id))
         order.allocate(p.node_id, p.sku, p.quantity)
-    for parcel in plan.parcels if plan else ():
+    for parcel in parcels:
         order.ship_by(parcel.node_id, parcel.carrier, parcel.service, round(parcel.cost, 2))
     status = order.refresh_status()
     if picks:
@@ -214,7 +214,7 @@ def _route(
     live: Mapping[str, Sequence[Service]] | None,
     *,
     explain_empty: bool,
-) -> Candidate | None:
+) -> Sequence[Parcel]:
     """Routing's plan for the order's open lines; the decision and its explanation are kept (for an
     order's later passes only when they place something), and the nodes it uses count against their
     capacity for the day."""
@@ -238,11 +238,12 @@ def _route(
     decision = decide(req)
     chosen = decision.chosen
     if chosen is not None or explain_empty:
-        uow.add_routing_decision(order.order_id, decision_view(decision, req))
-    if chosen is not None:
-        held_at = {a.node_id for a in order.allocations if a.quantity or a.shipped}
-        uow.count_orders_today([p.node_id for p in chosen.parcels if p.node_id not in held_at])
-    return chosen
+        uow.add_routing_decision(order.order_id, decision_record(decision, req))
+    if chosen is None:
+        return ()
+    held_at = {a.node_id for a in order.allocations if a.quantity or a.shipped}
+    uow.count_orders_today([p.node_id for p in chosen.parcels if p.node_id not in held_at])
+    return chosen.parcels
 
 
 def fill_backorders(uow: UnitOfWork, ledger: Ledger, skus: Iterable[str]) -> None:

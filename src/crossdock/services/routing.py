@@ -32,7 +32,7 @@ from crossdock.domain.order import ShipTo
 from crossdock.routing.decide import decide
 from crossdock.routing.disruptions import Disruption
 from crossdock.routing.disruptions import apply as apply_disruptions
-from crossdock.routing.model import Candidate, Decision, Lane, Line, Request, Rules, Service, Site
+from crossdock.routing.model import Decision, Lane, Line, Parcel, Request, Rules, Service, Site
 from crossdock.services.ports import UnitOfWork
 
 # A lane no rate card prices: a cost in proportion to distance (about what ground parcels cost per km
@@ -187,39 +187,18 @@ def build_request(
     )
 
 
-def candidate_view(c: Candidate) -> dict[str, Any]:
-    return {
-        "node_ids": list(c.node_ids),
-        "cost": round(c.cost, 2),
-        "parcels": [
-            {
-                "node_id": p.node_id,
-                "lines": [{"sku": s, "quantity": q} for s, q in p.lines],
-                "weight_grams": p.grams,
-                "carrier": p.carrier,
-                "service": p.service,
-                "transit_days": p.transit_days,
-                "shipping": round(p.shipping, 2),
-                "handling": round(p.handling, 2),
-                "penalty": round(p.penalty, 2),
-                "opportunity": round(p.opportunity, 2),
-                "cost": round(p.cost, 2),
-            }
-            for p in c.parcels
-        ],
-        "split_penalty": round(c.split_penalty, 2),
-        "meets_promise": c.meets_promise,
-        "arrives_in_days": c.arrives_in_days,
-        "units_unplaced": c.units_unplaced,
-        "rejected": c.rejected,
-    }
+# A decision is kept in a compact form, written with every order (the write path stays fast), and
+# spelled out for the API when read. Candidate: [cost, split penalty, meets promise, units unplaced,
+# rejected, parcels]; parcel: [node, [[sku, qty]...], grams, carrier, service, transit days, shipping,
+# handling, penalty, opportunity].
 
 
-def decision_view(d: Decision, req: Request) -> dict[str, Any]:
-    """A decision as the API explains it: the constraints, every candidate with its cost, the choice."""
+def decision_record(d: Decision, req: Request) -> dict[str, Any]:
     rules = req.rules
+    candidates = list(d.candidates)
     return {
-        "chosen": candidate_view(d.chosen) if d.chosen else None,
+        "v": 1,
+        "chosen": next((i for i, c in enumerate(candidates) if c is d.chosen), None),
         "why": d.why,
         "constraints": {
             "days_allowed": d.days_allowed,
@@ -230,12 +209,81 @@ def decision_view(d: Decision, req: Request) -> dict[str, Any]:
             "exclude_nodes": sorted(rules.exclude_nodes),
             "capacity_left": {s.node_id: s.capacity_left for s in req.sites if s.capacity_left is not None},
         },
-        "excluded": [{"node_id": n, "reason": r} for n, r in d.excluded.items()],
-        "candidates": [candidate_view(c) for c in d.candidates],
+        "excluded": d.excluded,
+        "candidates": [
+            [
+                c.cost,
+                c.split_penalty,
+                c.meets_promise,
+                c.units_unplaced,
+                c.rejected,
+                [_parcel_record(p) for p in c.parcels],
+            ]
+            for c in candidates
+        ],
     }
 
 
-def quote(
+def _parcel_record(p: Parcel) -> list[Any]:
+    return [
+        p.node_id,
+        p.lines,
+        p.grams,
+        p.carrier,
+        p.service,
+        p.transit_days,
+        p.shipping,
+        p.handling,
+        p.penalty,
+        p.opportunity,
+    ]
+
+
+def decision_view(record: dict[str, Any]) -> dict[str, Any]:
+    """A kept decision as the API explains it: the constraints, every candidate with its cost, the choice."""
+    candidates = [_candidate_view(c) for c in record["candidates"]]
+    chosen = record["chosen"]
+    return {
+        "chosen": candidates[chosen] if chosen is not None else None,
+        "why": record["why"],
+        "constraints": record["constraints"],
+        "excluded": [{"node_id": n, "reason": r} for n, r in record["excluded"].items()],
+        "candidates": candidates,
+    }
+
+
+def _candidate_view(kept: list[Any]) -> dict[str, Any]:
+    cost, split_penalty, meets, unplaced, rejected, parcels = kept
+    shown = []
+    for node_id, lines, grams, carrier, service, days, shipping, handling, penalty, opportunity in parcels:
+        shown.append(
+            {
+                "node_id": node_id,
+                "lines": [{"sku": s, "quantity": q} for s, q in lines],
+                "weight_grams": grams,
+                "carrier": carrier,
+                "service": service,
+                "transit_days": days,
+                "shipping": round(shipping, 2),
+                "handling": round(handling, 2),
+                "penalty": round(penalty, 2),
+                "opportunity": round(opportunity, 2),
+                "cost": round(shipping + handling + penalty + opportunity, 2),
+            }
+        )
+    return {
+        "node_ids": [p["node_id"] for p in shown],
+        "cost": round(cost, 2),
+        "parcels": shown,
+        "split_penalty": round(split_penalty, 2),
+        "meets_promise": meets,
+        "arrives_in_days": max((p["transit_days"] for p in shown), default=None),
+        "units_unplaced": unplaced,
+        "rejected": rejected,
+    }
+
+
+def preview(
     uow: UnitOfWork,
     channel_id: str,
     lines: Sequence[tuple[str, int, str | None]],
@@ -243,8 +291,8 @@ def quote(
     deliver_by: datetime | None,
     network: Network = DEFAULT_NETWORK,
     live: Mapping[str, Sequence[Service]] | None = None,
-) -> dict[str, Any]:
-    """What routing would decide for an order now, without holding anything."""
+) -> tuple[Decision, Request]:
+    """What routing decides for an order from the stock as read now (no lock: nothing is held)."""
     catalog = uow.catalog()
     channel = catalog.channels.get(channel_id)
     if channel is None:
@@ -274,7 +322,20 @@ def quote(
         disruptions=uow.active_disruptions(),
         live=live,
     )
-    decision = decide(req)
+    return decide(req), req
+
+
+def quote(
+    uow: UnitOfWork,
+    channel_id: str,
+    lines: Sequence[tuple[str, int, str | None]],
+    ship_to: ShipTo,
+    deliver_by: datetime | None,
+    network: Network = DEFAULT_NETWORK,
+    live: Mapping[str, Sequence[Service]] | None = None,
+) -> dict[str, Any]:
+    """What routing would decide for an order now, without holding anything."""
+    decision, req = preview(uow, channel_id, lines, ship_to, deliver_by, network, live)
     chosen = decision.chosen
     placed = sum(q for p in chosen.parcels for _, q in p.lines) if chosen else 0
     wanted = sum(qty for _, qty, _ in lines)
@@ -289,4 +350,4 @@ def quote(
         }
         for p in (chosen.parcels if chosen else ())
     ]
-    return {"status": status, "allocations": allocations, "decision": decision_view(decision, req)}
+    return {"status": status, "allocations": allocations, "decision": decision_view(decision_record(decision, req))}

@@ -36,12 +36,13 @@ class RoutingTables(Sql):
             {"o": order_id, "at": self.now_text, "d": dumps(decision)},
         )
 
-    def routing_decisions(self, order_id: str) -> list[dict[str, Any]]:
-        """The order's decisions, oldest first, each with when it was made."""
+    def routing_decisions(self, order_id: str) -> list[tuple[str, dict[str, Any]]]:
+        """The order's decisions as kept (services.routing.decision_record), oldest first, each with
+        when it was made."""
         rows = self.all(
             "SELECT decided_at, decision FROM routing_decisions WHERE order_id = :o ORDER BY id", {"o": order_id}
         )
-        return [{"decided_at": r[0]} | orjson.loads(r[1]) for r in rows]
+        return [(r[0], orjson.loads(r[1])) for r in rows]
 
     def demand_since(self, since: str) -> list[tuple[str, str, int]]:
         """Units ordered per (SKU, ship-to as stored) since `since`: the history the look-ahead's

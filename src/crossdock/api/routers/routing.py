@@ -16,7 +16,7 @@ from crossdock.api.writes import json_response, read
 from crossdock.domain.errors import NotFound
 from crossdock.services.access import check_channel, check_order
 from crossdock.services.ports import UnitOfWork
-from crossdock.services.routing import quote
+from crossdock.services.routing import decision_view, quote
 
 router = APIRouter(prefix="/v1", tags=["routing"], route_class=guarded("routing:read"))
 
@@ -48,4 +48,5 @@ def _decisions(acting_for: str | None, order_id: str, uow: UnitOfWork) -> dict[s
     check_order(uow, acting_for, order_id)
     if uow.get_order(order_id) is None:
         raise NotFound(f"no order {order_id}")
-    return {"order_id": order_id, "decisions": uow.routing_decisions(order_id)}
+    kept = uow.routing_decisions(order_id)
+    return {"order_id": order_id, "decisions": [{"decided_at": at} | decision_view(d) for at, d in kept]}
