@@ -167,6 +167,17 @@ def test_easypost_tracking_lands_on_the_shipment_once(
     again = carrier_side.post("/v1/carriers/ep/webhooks", content=body, headers=signed)
     assert again.status_code == 200
     assert again.json()["status"] == "duplicate" and again.json()["duplicates"] == ["evt_1"]
+    feed = admin.get("/v1/events", params={"limit": 1000}).json()["events"]
+    news = [e for e in feed if e["type"] == "crossdock.order.tracking_updated.v1"]
+    assert len(news) == 1 and news[0]["subject"] == order_id  # once, though the webhook came twice
+    assert news[0]["data"]["tracking"] | {"shipment_id": None} == {
+        "shipment_id": None,
+        "carrier": "FedEx",
+        "tracking_number": "1",
+        "status": "in_transit",
+        "occurred_at": "2024-08-02T18:50:00Z",
+        "estimated_delivery": "2024-08-05T00:00:00Z",
+    }
 
 
 def test_unknown_tracking_numbers_are_acknowledged_as_unmatched(

@@ -13,6 +13,7 @@ ORDER_ALLOCATED = "crossdock.order.allocated.v1"
 ORDER_BACKORDERED = "crossdock.order.backordered.v1"
 ORDER_CANCELLED = "crossdock.order.cancelled.v1"
 ORDER_SHIPPED = "crossdock.order.shipped.v1"
+ORDER_TRACKING_UPDATED = "crossdock.order.tracking_updated.v1"
 RESERVATION_CREATED = "crossdock.reservation.created.v1"
 RESERVATION_RELEASED = "crossdock.reservation.released.v1"
 RESERVATION_EXPIRED = "crossdock.reservation.expired.v1"
@@ -29,6 +30,7 @@ EVENT_TYPES = frozenset(
         ORDER_BACKORDERED,
         ORDER_CANCELLED,
         ORDER_SHIPPED,
+        ORDER_TRACKING_UPDATED,
         RESERVATION_CREATED,
         RESERVATION_RELEASED,
         RESERVATION_EXPIRED,

@@ -308,6 +308,38 @@ SPECS = (
         ),
     ),
     EventSpec(
+        ev.ORDER_TRACKING_UPDATED,
+        "Shipment tracking updated",
+        "A carrier (or the node's warehouse system) reported news about one of the order's shipments,"
+        " newer than what the shipment showed.",
+        "order_id",
+        _order(
+            {
+                "tracking": _obj(
+                    {
+                        "shipment_id": _text("The shipment"),
+                        "carrier": _text("Carrier named in the news"),
+                        "tracking_number": _text("Tracking number"),
+                        "status": _text(
+                            "Where the parcel is",
+                            enum=[
+                                "pre_transit",
+                                "in_transit",
+                                "out_for_delivery",
+                                "delivered",
+                                "returned",
+                                "failure",
+                                "unknown",
+                            ],
+                        ),
+                        "occurred_at": _text("When the carrier saw it (RFC 3339)", format="date-time"),
+                    },
+                    {"estimated_delivery": {"type": ["string", "null"], "format": "date-time"}},
+                )
+            }
+        ),
+    ),
+    EventSpec(
         ev.RESERVATION_CREATED,
         "Checkout hold created",
         "Stock was held for a storefront checkout until `expires_at`.",

@@ -20,7 +20,7 @@ from crossdock.domain.errors import InvalidTransition
 from crossdock.domain.order import OrderStatus, ShipTo
 from crossdock.domain.position import Reason
 from crossdock.services.inventory import Adjustment, adjust_stock
-from crossdock.services.orders import NewOrder, cancel_order, ingest_order, ship_order
+from crossdock.services.orders import NewOrder, cancel_order, ingest_order, ship_order, tracking_updated, utc_text
 from crossdock.services.ports import UnitOfWork
 from crossdock.store.clock import to_text
 
@@ -196,5 +196,18 @@ def _track(
     out = []
     for update in updates:
         carriers = sorted({update.carrier.lower(), *(c.lower() for c in also)})
-        out.append((update, uow.record_tracking(carriers, update, update.occurred_at or default_time)))
+        when = update.occurred_at or default_time
+        found = uow.record_tracking(carriers, update, when)
+        for shipment in found:
+            if shipment["applied"]:
+                news = {
+                    "shipment_id": str(shipment["shipment_id"]),
+                    "carrier": update.carrier,
+                    "tracking_number": update.tracking_number,
+                    "status": update.status,
+                    "occurred_at": utc_text(when),
+                    "estimated_delivery": utc_text(update.estimated_delivery) if update.estimated_delivery else None,
+                }
+                tracking_updated(uow, shipment["order_id"], news)
+        out.append((update, found))
     return out

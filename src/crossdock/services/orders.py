@@ -333,5 +333,14 @@ def ship_order(
     return order
 
 
+def tracking_updated(uow: UnitOfWork, order_id: str, news: dict[str, Any]) -> None:
+    """A carrier's news about one of the order's shipments, newer than what it showed: an event for
+    whoever follows the order (the shipment's own record is the caller's)."""
+    order = _load_locked(uow, Ledger(uow), order_id)
+    emit(uow, order, ev.ORDER_TRACKING_UPDATED, {"tracking": news})
+    uow.save_order(order)
+    uow.add_history(order, "tracking", news)
+
+
 def _pick(p: Pick) -> dict[str, Any]:
     return {"node_id": p.node_id, "sku": p.sku, "quantity": p.quantity}
