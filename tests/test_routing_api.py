@@ -173,3 +173,14 @@ def test_live_rates_are_weighed_beside_the_rate_cards(database_url: str) -> None
         assert r.status_code == 201 and r.json()["status"] == "allocated"
         decision = http.get(f"/v1/orders/{r.json()['order_id']}/routing").json()["decisions"][0]
         assert {c["parcels"][0]["carrier"] for c in decision["candidates"]} == {"ratecard"}
+
+
+def test_a_committed_checkout_hold_gets_its_carrier(http: httpx.Client) -> None:
+    seed(http, {"TEE": {"wh-west": 3}})
+    hold = http.post("/v1/reservations", json={"channel_id": "web", "lines": [{"sku": "TEE", "quantity": 1}]}).json()
+    r = http.post(f"/v1/reservations/{hold['reservation_id']}/commit", json={"external_id": "h-1", "ship_to": NYC})
+    assert r.status_code in (200, 201), r.text
+    [alloc] = r.json()["allocations"]
+    assert alloc["node_id"] == "wh-west" and alloc["carrier"] == "ratecard" and alloc["cost"] > 0
+    [decision] = http.get(f"/v1/orders/{r.json()['order_id']}/routing").json()["decisions"]
+    assert decision["chosen"]["parcels"][0]["service"] == alloc["service"]

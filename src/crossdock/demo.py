@@ -672,22 +672,34 @@ def sale_table(tally: Tally, concurrency: int) -> Table:
 def nodes_table(tally: Tally) -> Table:
     orders: Counter[str] = Counter()
     units: Counter[str] = Counter()
+    cost: dict[str, float] = {}
+    services: dict[str, Counter[str]] = {}
     for o in tally.orders.values():
         for alloc in o["allocations"]:
-            orders[alloc["node_id"]] += 1
-            units[alloc["node_id"]] += sum(ln["quantity"] + ln.get("shipped", 0) for ln in alloc["lines"])
-    t = Table(title="Where orders ship from (nearest node with stock)", title_justify="left", show_edge=False)
+            node = alloc["node_id"]
+            orders[node] += 1
+            units[node] += sum(ln["quantity"] + ln.get("shipped", 0) for ln in alloc["lines"])
+            cost[node] = cost.get(node, 0.0) + (alloc.get("cost") or 0.0)
+            services.setdefault(node, Counter())[alloc.get("service") or "-"] += 1
+    title = "Where orders ship from (routing: the lowest landed cost that keeps the promise)"
+    t = Table(title=title, title_justify="left", show_edge=False)
     t.add_column("node")
-    t.add_column("orders", justify="right")
+    t.add_column("parcels", justify="right")
     t.add_column("units", justify="right")
-    t.add_column("", min_width=24)
+    t.add_column("", min_width=20)
+    t.add_column("landed cost / parcel", justify="right")
+    t.add_column("services")
     t.add_column("shipped", justify="right")
     top = max(orders.values(), default=1)
     for n in NODES:
-        bar = "█" * max(1 if orders[n.node_id] else 0, round(24 * orders[n.node_id] / top))
-        t.add_row(
-            n.node_id, f"{orders[n.node_id]:,}", f"{units[n.node_id]:,}", bar, f"{tally.shipped_from[n.node_id]:,}"
-        )
+        k = orders[n.node_id]
+        bar = "█" * max(1 if k else 0, round(20 * k / top))
+        mix = ", ".join(f"{s} {c * 100 // k}%" for s, c in services.get(n.node_id, Counter()).most_common(2))
+        average = f"${cost.get(n.node_id, 0.0) / k:,.2f}" if k else "-"
+        t.add_row(n.node_id, f"{k:,}", f"{units[n.node_id]:,}", bar, average, mix, f"{tally.shipped_from[n.node_id]:,}")
+    split = sum(1 for o in tally.orders.values() if len(o["allocations"]) > 1)
+    t.caption = f"{split:,} orders split over two nodes or more; GET /v1/orders/{{id}}/routing explains each"
+    t.caption_justify = "left"
     return t
 
 

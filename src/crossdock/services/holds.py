@@ -15,7 +15,7 @@ from crossdock.domain.order import Order, OrderLine, ShipTo, validate_lines
 from crossdock.domain.position import Reason, hold, release
 from crossdock.domain.reservation import MAX_TTL_SECONDS, Hold, HoldLine, HoldStatus
 from crossdock.services.ledger import Ledger
-from crossdock.services.orders import channel_of, emit, fill_backorders, utc_text
+from crossdock.services.orders import channel_of, emit, fill_backorders, route_held, utc_text
 from crossdock.services.ports import UnitOfWork
 
 SWEEP_BATCH = 500
@@ -177,6 +177,7 @@ def commit_hold(
     for ln in h.lines:
         order.allocate(ln.node_id, ln.sku, ln.quantity)
     order.refresh_status()
+    route_held(uow, ledger, order, channel_of(ledger, h.channel_id))
     picks = [{"node_id": ln.node_id, "sku": ln.sku, "quantity": ln.quantity} for ln in h.lines]
     emit(uow, order, ev.ORDER_ALLOCATED, {"picks": picks})
     uow.insert_order(order)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol, cast
 
@@ -16,7 +16,7 @@ from crossdock.domain.ids import new_id
 from crossdock.domain.order import Order, OrderLine, OrderStatus, ShipTo, validate_lines
 from crossdock.domain.position import Reason, hold, release, ship
 from crossdock.routing.decide import decide
-from crossdock.routing.model import Parcel, Service
+from crossdock.routing.model import Parcel, Rules, Service
 from crossdock.services.ledger import Ledger
 from crossdock.services.ports import UnitOfWork
 from crossdock.services.routing import DEFAULT_NETWORK, Network, build_request, decision_record
@@ -244,6 +244,33 @@ def _route(
     held_at = {a.node_id for a in order.allocations if a.quantity or a.shipped}
     uow.count_orders_today([p.node_id for p in chosen.parcels if p.node_id not in held_at])
     return chosen.parcels
+
+
+def route_held(uow: UnitOfWork, ledger: Ledger, order: Order, channel: Channel) -> None:
+    """Units already held where they are (a committed checkout hold): routing only chooses how each
+    node's parcel travels, and keeps that decision like any other."""
+    for node_id, allocs in sorted(order.allocations_by_node().items()):
+        node = ledger.catalog.nodes.get(node_id)
+        lines = [(a.sku, a.quantity) for a in allocs if a.quantity]
+        if node is None or not lines:
+            continue
+        req = build_request(
+            lines=lines,
+            weights=ledger.weights,
+            nodes=[node],
+            free={(sku, node_id): qty for sku, qty in lines},
+            ship_to=order.ship_to,
+            deliver_by=order.deliver_by,
+            channel=channel,
+            orders_today={},
+            now=uow.now,
+        )
+        # The channel's rules chose nodes; these units were placed when the hold was made.
+        decision = decide(replace(req, rules=Rules(promise_days=req.rules.promise_days)))
+        if decision.chosen is not None:
+            uow.add_routing_decision(order.order_id, decision_record(decision, req))
+            p = decision.chosen.parcels[0]
+            order.ship_by(node_id, p.carrier, p.service, round(p.cost, 2))
 
 
 def fill_backorders(uow: UnitOfWork, ledger: Ledger, skus: Iterable[str]) -> None:
