@@ -283,7 +283,7 @@ def _candidate_view(kept: list[Any]) -> dict[str, Any]:
     }
 
 
-def preview(
+def quote(
     uow: UnitOfWork,
     channel_id: str,
     lines: Sequence[tuple[str, int, str | None]],
@@ -291,8 +291,8 @@ def preview(
     deliver_by: datetime | None,
     network: Network = DEFAULT_NETWORK,
     live: Mapping[str, Sequence[Service]] | None = None,
-) -> tuple[Decision, Request]:
-    """What routing decides for an order from the stock as read now (no lock: nothing is held)."""
+) -> dict[str, Any]:
+    """What routing would decide for an order now, from the stock as read (nothing is held)."""
     catalog = uow.catalog()
     channel = catalog.channels.get(channel_id)
     if channel is None:
@@ -322,20 +322,7 @@ def preview(
         disruptions=uow.active_disruptions(),
         live=live,
     )
-    return decide(req), req
-
-
-def quote(
-    uow: UnitOfWork,
-    channel_id: str,
-    lines: Sequence[tuple[str, int, str | None]],
-    ship_to: ShipTo,
-    deliver_by: datetime | None,
-    network: Network = DEFAULT_NETWORK,
-    live: Mapping[str, Sequence[Service]] | None = None,
-) -> dict[str, Any]:
-    """What routing would decide for an order now, without holding anything."""
-    decision, req = preview(uow, channel_id, lines, ship_to, deliver_by, network, live)
+    decision = decide(req)
     chosen = decision.chosen
     placed = sum(q for p in chosen.parcels for _, q in p.lines) if chosen else 0
     wanted = sum(qty for _, qty, _ in lines)

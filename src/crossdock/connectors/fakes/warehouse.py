@@ -90,21 +90,28 @@ class FakeWarehouse:
             self.shipped.add(order_id)
             return True
 
-    async def _cancel(self, request: Request) -> Response:
+    async def _gate(self, request: Request) -> tuple[Response | None, Any]:
+        """What every call goes through: queued failures, the API key, an Idempotency-Key, a JSON
+        body. Either a refusal, or the body."""
         raw = await request.body()
         with self.lock:
             self.calls += 1
         if (failure := self._failures.next()) is not None:
             status, wait = failure
-            return JSONResponse({"error": "failing on purpose"}, status_code=status, headers=retry_after(wait))
+            return JSONResponse({"error": "failing on purpose"}, status_code=status, headers=retry_after(wait)), None
         if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return JSONResponse({"error": "bad or missing API key"}, status_code=401)
+            return JSONResponse({"error": "bad or missing API key"}, status_code=401), None
         if not request.headers.get("idempotency-key"):
-            return JSONResponse({"error": "Idempotency-Key is required"}, status_code=400)
+            return JSONResponse({"error": "Idempotency-Key is required"}, status_code=400), None
         try:
-            body = json.loads(raw)
+            return None, json.loads(raw)
         except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+            return JSONResponse({"error": "the body is not JSON"}, status_code=400), None
+
+    async def _cancel(self, request: Request) -> Response:
+        refused, body = await self._gate(request)
+        if refused is not None:
+            return refused
         order_id = request.path_params["order_id"]
         with self.lock:
             if order_id not in {known for known, _ in self._ids.values()}:
@@ -117,21 +124,10 @@ class FakeWarehouse:
         return JSONResponse({"id": order_id, "status": "cancelled"}, status_code=200)
 
     async def _create(self, request: Request) -> Response:
-        raw = await request.body()
-        with self.lock:
-            self.calls += 1
-        if (failure := self._failures.next()) is not None:
-            status, wait = failure
-            return JSONResponse({"error": "failing on purpose"}, status_code=status, headers=retry_after(wait))
-        if request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return JSONResponse({"error": "bad or missing API key"}, status_code=401)
-        key = request.headers.get("idempotency-key")
-        if not key:
-            return JSONResponse({"error": "Idempotency-Key is required"}, status_code=400)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            return JSONResponse({"error": "the body is not JSON"}, status_code=400)
+        refused, body = await self._gate(request)
+        if refused is not None:
+            return refused
+        key = request.headers["idempotency-key"]
         if not isinstance(body, dict) or not isinstance(body.get("request_id"), str):
             return JSONResponse({"error": "request_id is required"}, status_code=422)
         if body["request_id"] != key:
