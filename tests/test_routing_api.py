@@ -10,7 +10,7 @@ import httpx
 from crossdock.client import ClientCredentials
 from crossdock.connectors.fakes.easypost import FakeEasyPost
 from crossdock.connectors.fakes.server import FakeServer
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, in_parallel
 from tests.world import CHANNELS, LA, NODES, NYC, order, seed
 
 CHICAGO = {"postal_code": "60614", "country": "US"}
@@ -184,3 +184,17 @@ def test_a_committed_checkout_hold_gets_its_carrier(http: httpx.Client) -> None:
     assert alloc["node_id"] == "wh-west" and alloc["carrier"] == "ratecard" and alloc["cost"] > 0
     [decision] = http.get(f"/v1/orders/{r.json()['order_id']}/routing").json()["decisions"]
     assert decision["chosen"]["parcels"][0]["service"] == alloc["service"]
+
+
+def test_capacity_holds_under_concurrent_orders(server: LiveServer, http: httpx.Client) -> None:
+    # A SKU per order: nothing but the node's capacity makes these orders wait for each other
+    seed(http, {f"S{i}": {"wh-east": 5, "wh-west": 5} for i in range(16)})
+    http.put("/v1/nodes/wh-east", json=NODES["wh-east"] | {"capacity_per_day": 3}).raise_for_status()
+
+    def place(client: httpx.Client, i: int) -> str:
+        r = client.post("/v1/orders", json=order(f"rush-{i}", {f"S{i}": 1}))
+        assert r.status_code == 201, r.text
+        return str(r.json()["allocations"][0]["node_id"])
+
+    nodes = in_parallel(server.client, place, list(range(16)))
+    assert nodes.count("wh-east") == 3 and nodes.count("wh-west") == 13

@@ -227,7 +227,7 @@ def _route(
         ship_to=order.ship_to,
         deliver_by=order.deliver_by,
         channel=channel,
-        orders_today=uow.orders_today(capped) if capped else {},
+        orders_today=uow.orders_today(capped, lock=True) if capped else {},
         now=uow.now,
         network=network,
         groups={ln.sku: ln.group for ln in order.lines if ln.group},

@@ -12,16 +12,25 @@ from crossdock.store.sql import Sql, dumps, in_list
 
 
 class RoutingTables(Sql):
-    def orders_today(self, node_ids: Sequence[str]) -> dict[str, int]:
-        """Orders each node took today (UTC), for those that took any."""
+    def orders_today(self, node_ids: Sequence[str], *, lock: bool = False) -> dict[str, int]:
+        """Orders each node took today (UTC), for those that took any. `lock`: until the transaction
+        ends, no other may count against these nodes (PostgreSQL; SQLite has one writer), so that
+        two orders at once never both take a node's last slot."""
         if not node_ids:
             return {}
-        names, params = in_list("n", list(node_ids))
+        names, params = in_list("n", sorted(node_ids))
+        day = self.now.date().isoformat()
+        if lock and self.dialect == "postgresql":
+            self.many(
+                "INSERT INTO node_load (node_id, day, orders) VALUES (:n, :day, 0) ON CONFLICT DO NOTHING",
+                [{"n": n, "day": day} for n in sorted(node_ids)],
+            )
         rows = self.all(
-            f"SELECT node_id, orders FROM node_load WHERE day = :day AND node_id IN {names}",
-            params | {"day": self.now.date().isoformat()},
+            f"SELECT node_id, orders FROM node_load WHERE day = :day AND node_id IN {names}"
+            + (" ORDER BY node_id" + self._for_update if lock else ""),
+            params | {"day": day},
         )
-        return {r[0]: int(r[1]) for r in rows}
+        return {r[0]: int(r[1]) for r in rows if r[1]}
 
     def count_orders_today(self, node_ids: Sequence[str]) -> None:
         self.many(
