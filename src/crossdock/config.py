@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     channel_reconcile_seconds: float = 3600.0  # how often each channel's quantities are compared
     rate_shop_deadline_seconds: float = 0.5  # how long an order waits for carriers' live rates
     lookahead_seconds: float = 900.0  # how often routing's look-ahead values stock; 0: never (greedy routing)
+    # Re-optimisation (services/reroute.py): how often held orders not yet released to a node are
+    # routed again together (0: never), and how long an allocation at a node without a warehouse
+    # connector stays movable (0: released at once).
+    reroute_seconds: float = 300.0
+    reroute_window_seconds: float = 0.0
     channel_poll_seconds: float = 60.0  # how often the orders of a channel without webhooks are polled
     channel_pause_seconds: float = 60.0  # a channel failing again and again is left alone this long
     # Weather alerts as disruptions for routing: the NWS API (https://api.weather.gov); unset = no feed

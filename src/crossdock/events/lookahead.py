@@ -1,17 +1,15 @@
-"""Refreshes the look-ahead's opportunity costs every so often, in one process at a time (a leased
-cursor that never moves: the lease is all it is for)."""
+"""Refreshes the look-ahead's opportunity costs every so often, in one process at a time."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 import structlog
 
-from crossdock.events.relay import LEASE, Relay
+from crossdock.events.relay import Relay
 from crossdock.services.lookahead import LookAheadSettings, expected_demand, history_start, opportunity
 
 log = structlog.get_logger()
@@ -25,17 +23,10 @@ class LookAhead:
         self.settings = settings
 
     async def run(self, relay: Relay) -> None:
-        lease = relay.cursor(self.name)
-        last = float("-inf")
-        while True:
-            if await lease.acquire() and time.monotonic() - last >= self.every:
-                last = time.monotonic()
-                try:
-                    count = await self.refresh(relay)
-                    log.info("look-ahead refreshed", positions_valued=count)
-                except Exception as exc:  # the next round tries again; routing keeps the last values
-                    log.warning("look-ahead failed", error=str(exc))
-            await asyncio.sleep(min(self.every, LEASE.total_seconds() / 3))
+        async def once() -> None:  # after a failed run routing keeps the values it had
+            log.info("look-ahead refreshed", positions_valued=await self.refresh(relay))
+
+        await relay.periodically(self.name, self.every, once)
 
     async def refresh(self, relay: Relay) -> int:
         seen = await relay.reading(partial(snapshot, settings=self.settings))

@@ -255,6 +255,23 @@ class Relay:
             if not page.events:
                 await self.idle(since)
 
+    async def periodically(self, name: str, every: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Runs `job` every `every` seconds in one process at a time: a cursor that never moves,
+        leased under `name` (the lease is all it is for). A failed run is logged and the next one
+        tries again."""
+        lease = self.cursor(name)
+        last = float("-inf")
+        while True:
+            if await lease.acquire() and time.monotonic() - last >= every:
+                last = time.monotonic()
+                try:
+                    await job()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    log.warning("periodic job failed", job=name, error=str(exc))
+            await asyncio.sleep(min(every, LEASE.total_seconds() / 3))
+
     # -- compaction -------------------------------------------------------------------------------
     async def _compact_periodically(self, every: float = 600.0) -> None:
         while True:

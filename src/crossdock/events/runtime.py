@@ -9,6 +9,7 @@ from crossdock.events.channel_sync import ChannelSync, SyncSettings
 from crossdock.events.fulfilment import FulfilmentDispatcher
 from crossdock.events.lookahead import LookAhead
 from crossdock.events.relay import Consumer, Relay, SinkConsumer
+from crossdock.events.reroute import Reroute
 from crossdock.events.webhooks.addresses import AddressPolicy
 from crossdock.events.webhooks.dispatcher import WebhookDispatcher
 from crossdock.store.database import Database
@@ -28,6 +29,9 @@ def start_relay(db: Database, settings: Settings) -> Relay | None:
     consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync), fulfilment]
     if settings.lookahead_seconds > 0:
         consumers.append(LookAhead(timedelta(seconds=settings.lookahead_seconds)))
+    if settings.reroute_seconds > 0:
+        window = timedelta(seconds=settings.reroute_window_seconds)
+        consumers.append(Reroute(timedelta(seconds=settings.reroute_seconds), window))
     if settings.weather_feed_url:  # weather alerts as routing disruptions
         from crossdock.events.feed_poller import FeedPoller
 

@@ -24,6 +24,7 @@ from crossdock.store.channel_tables import ChannelTables
 from crossdock.store.clock import from_text, to_text
 from crossdock.store.disruption_tables import DisruptionTables
 from crossdock.store.event_tables import EventTables
+from crossdock.store.reroute_tables import RerouteTables
 from crossdock.store.routing_tables import RoutingTables
 from crossdock.store.sql import dumps, in_list
 from crossdock.store.webhook_tables import WebhookTables
@@ -38,7 +39,7 @@ class CatalogCache:
 
 
 class SqlUnitOfWork(
-    EventTables, WebhookTables, AuditTables, AuthTables, ChannelTables, RoutingTables, DisruptionTables
+    EventTables, WebhookTables, AuditTables, AuthTables, ChannelTables, RoutingTables, DisruptionTables, RerouteTables
 ):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
         super().__init__(conn, dialect, now)
