@@ -88,6 +88,61 @@ class Program:
         h.setOptionValue("mip_heuristic_run_feasibility_jump", False)
         if time_limit is not None:
             h.setOptionValue("time_limit", float(time_limit))
+        h.passModel(self._model(relax))
+        if start is not None:
+            known = highspy.HighsSolution()
+            known.col_value = list(start)
+            known.value_valid = True
+            h.setSolution(known)
+        h.run()
+        info = h.getInfo()
+        if info.primal_solution_status != 2:  # no feasible plan found
+            return None
+        objective = float(info.objective_function_value)
+        bound = float(info.mip_dual_bound)
+        optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        return Solution(list(h.getSolution().col_value), objective, bound if bound == bound else objective, optimal)
+
+    def branch(self, *, abs_gap: float, most_nodes: int = 100) -> Solution | None:
+        """The optimum by a depth-first branch and bound over the linear relaxation, re-solved warm
+        in one HiGHS instance. For small programs whose relaxation is nearly integral (a choice among
+        whole parcels) this takes a fraction of HiGHS's own MIP set-up. None when the relaxation is
+        infeasible or the search needs more than `most_nodes` nodes (then ask `solve`)."""
+        h = new_solver()
+        h.passModel(self._model(relax=True))
+        n = len(self.cost)
+        columns = np.arange(n, dtype=np.int32)
+        integer = [i for i, flag in enumerate(self.integer) if flag]
+        best: Solution | None = None
+        stack: list[dict[int, tuple[float, float]]] = [{}]
+        for _ in range(most_nodes):
+            if not stack:
+                return best
+            fixed = stack.pop()
+            lower, upper = np.zeros(n), np.array(self.upper)
+            for col, (lo, hi) in fixed.items():
+                lower[col], upper[col] = lo, hi
+            h.changeColsBounds(n, columns, lower, upper)
+            h.run()
+            if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+                continue
+            objective = float(h.getInfo().objective_function_value)
+            if best is not None and objective >= best.objective - abs_gap:
+                continue
+            values = list(h.getSolution().col_value)
+            col = max(integer, key=lambda i: abs(values[i] - round(values[i])), default=-1)
+            if col < 0 or abs(values[col] - round(values[col])) <= 1e-6:
+                best = Solution(values, objective, objective, True)
+                continue
+            down, up = float(np.floor(values[col])), float(np.ceil(values[col]))
+            lo, hi = fixed.get(col, (0.0, self.upper[col]))
+            branches = [fixed | {col: (lo, down)}, fixed | {col: (up, hi)}]
+            if values[col] - down > 0.5:  # the side nearer the relaxation's value is explored first
+                branches.reverse()
+            stack.extend(reversed(branches))
+        return best if not stack else None
+
+    def _model(self, relax: bool) -> highspy.HighsLp:
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = len(self.cost), len(self.rows)
         lp.col_cost_ = np.array(self.cost)
@@ -106,17 +161,4 @@ class Program:
         lp.a_matrix_.value_ = np.array(value, dtype=np.float64)
         kinds = highspy.HighsVarType
         lp.integrality_ = [kinds.kInteger if i and not relax else kinds.kContinuous for i in self.integer]
-        h.passModel(lp)
-        if start is not None:
-            known = highspy.HighsSolution()
-            known.col_value = list(start)
-            known.value_valid = True
-            h.setSolution(known)
-        h.run()
-        info = h.getInfo()
-        if info.primal_solution_status != 2:  # no feasible plan found
-            return None
-        objective = float(info.objective_function_value)
-        bound = float(info.mip_dual_bound)
-        optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-        return Solution(list(h.getSolution().col_value), objective, bound if bound == bound else objective, optimal)
+        return lp

@@ -128,11 +128,9 @@ def _by_parcels(
     for members in groups.values():
         m.row(-np.inf, 1.0, members)  # a group ships from one node
     m.row(-np.inf, float(req.rules.max_parcels), {col: 1.0 for col in chosen})
-    # The relaxation of a choice among whole parcels is most often integral already: then it is the
-    # answer, in a fraction of the time the branch and bound's set-up takes.
-    solved = m.solve(abs_gap=TIE / 10, relax=True)
-    if solved is not None and any(abs(v - round(v)) > 1e-6 for v in solved.values):
-        solved = m.solve(abs_gap=TIE / 10)
+    # The relaxation of a choice among whole parcels is most often integral, or nearly: a few warm
+    # re-solves find the optimum long before HiGHS's own MIP search has set itself up.
+    solved = m.branch(abs_gap=TIE / 10) or m.solve(abs_gap=TIE / 10)
     if solved is None or not solved.optimal:
         return None
     parcels = [p for col, p in chosen.items() if solved.values[col] > 0.5]
