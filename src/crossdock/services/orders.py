@@ -242,7 +242,8 @@ def _route(
     if chosen is None:
         return ()
     held_at = {a.node_id for a in order.allocations if a.quantity or a.shipped}
-    uow.count_orders_today([p.node_id for p in chosen.parcels if p.node_id not in held_at])
+    # Only nodes with a daily capacity are counted: a write per order the others do not need
+    uow.count_orders_today([p.node_id for p in chosen.parcels if p.node_id not in held_at and p.node_id in capped])
     return chosen.parcels
 
 

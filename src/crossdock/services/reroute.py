@@ -159,7 +159,8 @@ def _move(
     status = order.refresh_status()
     # Capacity moves with the order: a node it newly ships from takes a slot, one it left today gives
     # its slot back.
-    uow.count_orders_today([n for n in new if n not in wo.held])
+    capped = {n for n, node in ledger.catalog.nodes.items() if node.capacity_per_day > 0}
+    uow.count_orders_today([n for n in new if n not in wo.held and n in capped])
     using = {a.node_id for a in order.allocations if a.quantity or a.shipped}
     today = uow.now.date()
     uow.uncount_orders_today([n for n in old if n not in using and made[order.order_id, n].date() == today])
