@@ -256,6 +256,52 @@ def bench(
     console.print(f"results: {path}")
 
 
+forecast_app = typer.Typer(help="Demand forecasts and their accuracy.", no_args_is_help=True)
+app.add_typer(forecast_app, name="forecast")
+
+
+@forecast_app.command("score")
+def forecast_score(
+    m5_dir: Annotated[Path, typer.Option("--m5-dir", help="Folder with the M5 sales, calendar and sell prices")],
+    submission: Annotated[Path, typer.Option(help="M5 submission: .csv, .csv.gz or a .zip holding one csv")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Score an M5 submission: WRMSSE on d_1942..d_1969, scales and weights from d_1..d_1941 only."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from crossdock.forecasting import m5
+    from crossdock.forecasting.metrics import LEVELS
+
+    console = Console(stderr=as_json)
+    try:
+        if not submission.is_file():
+            raise FileNotFoundError(f"{submission} not found")
+        with console.status("loading the M5 data..."):
+            prepared = m5.prepare(m5_dir)
+        score = m5.score_submission(prepared, submission)
+    except (FileNotFoundError, ValueError) as exc:  # M5FormatError is a ValueError
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if as_json:
+        levels = {lv.name: {"description": lv.description, "wrmsse": score.per_level[lv.name]} for lv in LEVELS}
+        result = {"submission": str(submission), "wrmsse": score.total, "levels": levels, "notes": prepared.notes}
+        typer.echo(json.dumps(result))
+        return
+    table = Table(title=f"M5 accuracy: {submission.name}", title_justify="left")
+    table.add_column("level", style="bold")
+    table.add_column("series")
+    table.add_column("count", justify="right")
+    table.add_column("WRMSSE", justify="right")
+    for level, grouping in zip(LEVELS, prepared.evaluation.hierarchy.groupings, strict=True):
+        table.add_row(level.name, level.description, str(len(grouping.labels)), f"{score.per_level[level.name]:.5f}")
+    series = str(prepared.evaluation.hierarchy.n_series)
+    table.add_row("all", "mean of the 12 levels", series, f"{score.total:.5f}", style="bold")
+    console.print(table)
+    for note in prepared.notes:
+        console.print(f"note: {note}")
+
+
 @app.command()
 def asyncapi(
     out: Annotated[Path | None, typer.Option(help="Write the document to this file instead of printing it")] = None,
