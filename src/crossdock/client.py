@@ -342,6 +342,10 @@ class Crossdock:
 
     # -- orders -----------------------------------------------------------------------------------
 
+    def channel_sync(self, channel_id: str) -> Json:
+        """How the sync of sellable quantities out to the channel stands (lag, waiting, refused...)."""
+        return self.send(Call("GET", f"/v1/channels/{channel_id}/sync", _json))
+
     def create_order(self, order: OrderIn | Mapping[str, Any]) -> OrderOut:
         """Idempotent on (channel_id, external_id) besides the Idempotency-Key."""
         return self.send(Call("POST", "/v1/orders", _model(OrderOut), _body(order)))

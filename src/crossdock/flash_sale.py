@@ -298,7 +298,13 @@ def run_mode(mode: str, p: Params, world: World, work: Path, step: Callable[[str
             return all(s.target.quantity(k) == v for s in shops for k, v in expected[s.channel_id].items())
 
         if not _until(synced, 60):  # Crossdock's first pushes, in both modes: the same starting load
-            raise RuntimeError(f"the channels were not synced after 60 s:\n{server.log_tail()}")
+            behind = {
+                s.channel_id: sum(s.target.quantity(k) != v for k, v in expected[s.channel_id].items()) for s in shops
+            }
+            status = {s.channel_id: client.channel_sync(s.channel_id) for s in shops}
+            raise RuntimeError(
+                f"the channels were not synced after 60 s: SKUs behind {behind}\n{status}\n{server.log_tail()}"
+            )
         _settle([s.target for s in shops], quiet=0.5)
 
         tally = Tally()
