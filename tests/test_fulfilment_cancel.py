@@ -13,9 +13,16 @@ import pytest
 
 from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.fakes.warehouse import FakeWarehouse
+from crossdock.domain.catalog import Channel, ChannelType, Node, NodeType, Sku
+from crossdock.domain.order import ShipTo
+from crossdock.domain.position import Reason
 from crossdock.events.webhooks import signing
+from crossdock.services import catalog
+from crossdock.services.inventory import Adjustment, adjust_stock
+from crossdock.services.orders import NewOrder, ingest_order
+from crossdock.store.database import open_database
 from tests.conftest import LiveServer
-from tests.webhook_helpers import eventually, following
+from tests.webhook_helpers import eventually
 from tests.world import NODES, seed
 from tests.world import order as world_order
 
@@ -32,7 +39,6 @@ def live(database_url: str) -> Iterator[LiveServer]:
 def wms(live: LiveServer) -> Iterator[tuple[FakeWarehouse, httpx.Client]]:
     """wh-east with a warehouse system (stock there: 10 TEE) and an admin client."""
     fake = FakeWarehouse()
-    eventually(lambda: following(live.database_url, "fulfilment"))
     with FakeServer(fake) as server, live.client() as http:
         seed(http, {"TEE": {"wh-east": 10}})
         node = {**NODES["wh-east"], "connector": "rest"}
@@ -148,3 +154,28 @@ def test_an_order_at_nodes_without_a_connector_shows_no_fulfilment(live: LiveSer
         shown = http.get(f"/v1/orders/{order_id}").json()
     assert shown["status"] == "cancelled"
     assert shown["fulfilment"] == [] and shown["shipments"] == []
+
+
+def test_an_allocation_made_before_the_dispatcher_first_ran_is_sent(database_url: str) -> None:
+    """The dispatcher follows the outbox from installation (its place is set by the migration), not
+    from its own first start: an order taken while no server ran reaches the warehouse."""
+    fake = FakeWarehouse()
+    with FakeServer(fake) as wms_server:
+        config = {"api_url": wms_server.url, "api_key": fake.api_key, "webhook_secret": signing.new_secret()}
+
+        def world(uow: Any) -> None:
+            catalog.put_node(
+                uow, Node("wh", NodeType.WAREHOUSE, "WH", "07001", "US", 40.58, -74.27, 0, 0.0, "rest", config)
+            )
+            catalog.put_channel(uow, Channel("web", ChannelType.CUSTOM, "Web", ("wh",)))
+            catalog.put_sku(uow, Sku("TEE", "Tee", 200))
+            adjust_stock(uow, [Adjustment("TEE", "wh", Reason.RECEIPT, "seed", delta=5)])
+            ingest_order(uow, NewOrder("web", "before", [("TEE", 1)], ShipTo("10001", "US")))
+
+        db = open_database(database_url)
+        try:
+            db.submit(world).result()
+        finally:
+            db.close()
+        with LiveServer(database_url, webhook_allow_private=LOOPBACK):
+            eventually(lambda: len(fake.orders) == 1)

@@ -256,14 +256,3 @@ def hub(database_url: str, *, timeout: float = 0.3, deliver_to: str = LOOPBACK) 
 
 def parse_time(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-def following(database_url: str, consumer: str) -> bool:
-    """Whether a relay consumer has taken its place in the outbox yet. Consumers that start at the
-    end of the outbox (the fulfilment dispatcher) never see what was committed before that."""
-    db = open_database(database_url)
-    try:
-        found = db.read(lambda uow: uow.one("SELECT 1 FROM event_consumers WHERE name = :n", {"n": consumer}))
-        return found is not None
-    finally:
-        db.close()

@@ -114,7 +114,8 @@ class ChannelSync:
             for event in events:
                 self._kick.setdefault(_channel_of(event), asyncio.Event()).set()
 
-        # From the end on a first start: what is there already reaches channels by reconciliation.
+        # From where the outbox ended when the sync was installed (migration 0012): what was there
+        # before reaches channels by reconciliation.
         cursor = relay.cursor(self.name, start_at_end=True)
         await relay.follow(cursor, record, batch=FEED_BATCH, types={ev.ATS_CHANGED})
 

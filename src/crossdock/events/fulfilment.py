@@ -70,7 +70,8 @@ class FulfilmentDispatcher:
                 await relay.write(partial(_apply, steps=steps))
                 self._kick.set()
 
-        cursor = relay.cursor(self.name, start_at_end=True)  # allocations and cancellations from now on
+        # Allocations and cancellations from when the dispatcher was installed (migration 0012) on
+        cursor = relay.cursor(self.name, start_at_end=True)
         await relay.follow(cursor, record, batch=BATCH, types={ev.ORDER_ALLOCATED, ev.ORDER_CANCELLED})
 
     async def _send(self, relay: Relay, http: httpx.AsyncClient) -> None:
