@@ -15,7 +15,7 @@ from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.fakes.warehouse import FakeWarehouse
 from crossdock.events.webhooks import signing
 from tests.conftest import LiveServer
-from tests.webhook_helpers import eventually, following
+from tests.webhook_helpers import eventually
 from tests.world import CHANNELS, NODES, NYC, order, seed
 
 LOOPBACK = "127.0.0.0/8"
@@ -133,7 +133,6 @@ def test_without_a_window_an_allocation_is_released_at_once(live: LiveServer) ->
 def wms(live: LiveServer) -> Iterator[tuple[FakeWarehouse, httpx.Client]]:
     """wh-west behind a warehouse system (stock there: 5 TEE), and an admin client."""
     fake = FakeWarehouse()
-    eventually(lambda: following(live.database_url, "fulfilment"))
     with FakeServer(fake) as server, live.client() as http:
         seed(http, {"TEE": {"wh-west": 5}})
         node = {**NODES["wh-west"], "connector": "rest"}
