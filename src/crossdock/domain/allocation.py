@@ -1,8 +1,8 @@
-"""Where an order's units come from.
+"""Where units come from when there is nothing to route by: a checkout hold (no destination yet)
+and a sale in person (that store's stock).
 
-The placeholder rule: the nearest node (great-circle) that can fill the whole request, else a greedy
-split nearest-first. Without a destination, nodes keep the channel's priority order. The routing
-package replaces this behind the same `Allocator` signature.
+The nearest node (great-circle) that can fill the whole request, else a greedy split nearest-first;
+without a destination, the channel's node order. Orders are routed by `crossdock.routing`.
 """
 
 from __future__ import annotations
