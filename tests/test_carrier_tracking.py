@@ -16,9 +16,8 @@ import pytest
 
 from crossdock.connectors.carriers.easypost import signature
 from crossdock.connectors.fakes.warehouse import signed_webhook
-from crossdock.events.webhooks import signing
 from tests.conftest import LiveServer
-from tests.world import NODES, seed
+from tests.world import behind_warehouse, seed
 from tests.world import order as world_order
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "real-world"
@@ -248,10 +247,7 @@ def test_shippo_news_older_than_what_a_shipment_shows_is_not_applied(
 
 
 def test_a_nodes_own_tracking_news_lands_on_the_shipment_too(admin: httpx.Client, carrier_side: httpx.Client) -> None:
-    secret = signing.new_secret()
-    node = {**NODES["wh-east"], "connector": "rest"}
-    node["config"] = {"api_url": "http://127.0.0.1:9", "api_key": "k", "webhook_secret": secret}
-    admin.put("/v1/nodes/wh-east", json=node).raise_for_status()
+    secret = behind_warehouse(admin, "wh-east")
     order_id = shipped_order(admin, "T-3", "ups", "1Z999")
     news = {
         "type": "tracking.updated",

@@ -17,7 +17,7 @@ from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.fakes.storefront import FakeStorefront
 from crossdock.events.webhooks import signing
 from tests.conftest import LiveServer
-from tests.world import NODES, NYC, seed
+from tests.world import NYC, behind_warehouse, seed
 from tests.world import order as world_order
 
 LOOPBACK = "127.0.0.0/8"
@@ -207,10 +207,7 @@ def test_a_nodes_warehouse_system_reports_shipments_and_counts(http: httpx.Clien
     the shelf, a count sets on hand; a repeat changes nothing; a forged report is refused."""
     from crossdock.connectors.fakes.warehouse import signed_webhook
 
-    secret = signing.new_secret()
-    node = {**NODES["wh-east"], "connector": "rest"}
-    node["config"] = {"api_url": "http://127.0.0.1:9", "api_key": "k", "webhook_secret": secret}
-    http.put("/v1/nodes/wh-east", json=node).raise_for_status()
+    secret = behind_warehouse(http, "wh-east")
     (east,) = [n for n in http.get("/v1/nodes").json()["nodes"] if n["node_id"] == "wh-east"]
     assert east["connector"] == "rest" and east["config_keys"] == ["api_key", "api_url", "webhook_secret"]
     order = http.post("/v1/orders", json=world_order("W-1", {"TEE": 2})).json()
@@ -251,9 +248,7 @@ def test_allocations_become_fulfilment_requests_at_the_nodes_warehouse_system(
 
     wms = FakeWarehouse()
     with FakeServer(wms) as server:
-        node = {**NODES["wh-east"], "connector": "rest"}
-        node["config"] = {"api_url": server.url, "api_key": wms.api_key, "webhook_secret": signing.new_secret()}
-        http.put("/v1/nodes/wh-east", json=node).raise_for_status()
+        behind_warehouse(http, "wh-east", server.url, wms.api_key)
         wms.fail_next(1)
         first = http.post("/v1/orders", json=world_order("F-1", {"TEE": 2})).json()
         eventually(lambda: len(wms.orders) == 1, timeout=15)

@@ -22,9 +22,8 @@ from crossdock.connectors.fakes.warehouse import signed_webhook
 from crossdock.domain import events as ev
 from crossdock.events.asyncapi import document_text
 from crossdock.events.catalog import CATALOG, event_schema
-from crossdock.events.webhooks import signing
 from tests.conftest import LiveServer
-from tests.world import LA, NODES, NYC, order, seed
+from tests.world import LA, NYC, behind_warehouse, order, seed
 
 CLOUDEVENTS_SCHEMA = (
     Path(__file__).resolve().parents[2] / "shared/real-world/conformance/cloudevents/spec_json_schema/cloudevents.json"
@@ -121,9 +120,7 @@ def test_every_event_conforms_to_cloudevents_and_the_catalog(http: httpx.Client)
         "tracking_number": "1Z",
     }
     post(http, f"/v1/orders/{shipped['order_id']}/shipments", shipment)
-    secret = signing.new_secret()  # the node's warehouse system reports the carrier's news
-    config = {"api_url": "http://127.0.0.1:9", "api_key": "k", "webhook_secret": secret}
-    http.put("/v1/nodes/wh-east", json=NODES["wh-east"] | {"connector": "rest", "config": config}).raise_for_status()
+    secret = behind_warehouse(http, "wh-east")  # its warehouse system reports the carrier's news
     news = {"type": "tracking.updated", "carrier": "ups", "tracking_number": "1Z", "status": "in_transit"}
     body, headers = signed_webhook(news | {"occurred_at": "2026-11-20T08:00:00Z"}, secret)
     assert http.post("/v1/nodes/wh-east/webhooks", content=body, headers=headers).status_code == 200

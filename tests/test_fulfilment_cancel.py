@@ -23,7 +23,7 @@ from crossdock.services.orders import NewOrder, ingest_order
 from crossdock.store.database import open_database
 from tests.conftest import LiveServer
 from tests.webhook_helpers import eventually
-from tests.world import NODES, seed
+from tests.world import behind_warehouse, seed
 from tests.world import order as world_order
 
 LOOPBACK = "127.0.0.0/8"
@@ -41,9 +41,7 @@ def wms(live: LiveServer) -> Iterator[tuple[FakeWarehouse, httpx.Client]]:
     fake = FakeWarehouse()
     with FakeServer(fake) as server, live.client() as http:
         seed(http, {"TEE": {"wh-east": 10}})
-        node = {**NODES["wh-east"], "connector": "rest"}
-        node["config"] = {"api_url": server.url, "api_key": fake.api_key, "webhook_secret": signing.new_secret()}
-        http.put("/v1/nodes/wh-east", json=node).raise_for_status()
+        behind_warehouse(http, "wh-east", server.url, fake.api_key)
         yield fake, http
 
 

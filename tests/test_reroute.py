@@ -13,10 +13,9 @@ import pytest
 
 from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.fakes.warehouse import FakeWarehouse
-from crossdock.events.webhooks import signing
 from tests.conftest import LiveServer
 from tests.webhook_helpers import eventually
-from tests.world import CHANNELS, NODES, NYC, order, seed
+from tests.world import CHANNELS, NODES, NYC, behind_warehouse, order, seed
 
 LOOPBACK = "127.0.0.0/8"
 
@@ -135,9 +134,7 @@ def wms(live: LiveServer) -> Iterator[tuple[FakeWarehouse, httpx.Client]]:
     fake = FakeWarehouse()
     with FakeServer(fake) as server, live.client() as http:
         seed(http, {"TEE": {"wh-west": 5}})
-        node = {**NODES["wh-west"], "connector": "rest"}
-        node["config"] = {"api_url": server.url, "api_key": fake.api_key, "webhook_secret": signing.new_secret()}
-        http.put("/v1/nodes/wh-west", json=node).raise_for_status()
+        behind_warehouse(http, "wh-west", server.url, fake.api_key)
         yield fake, http
 
 

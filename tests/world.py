@@ -73,3 +73,13 @@ def order(external_id: str, lines: dict[str, int], channel: str = "web", ship_to
         "lines": [{"sku": s, "quantity": q} for s, q in lines.items()],
         "ship_to": ship_to or NYC,
     }
+
+
+def behind_warehouse(http: httpx.Client, node_id: str, api_url: str = "http://127.0.0.1:9", api_key: str = "k") -> str:
+    """Puts the node behind a warehouse system (the `rest` connector at `api_url`); its webhook secret."""
+    from crossdock.events.webhooks import signing
+
+    secret = signing.new_secret()
+    config = {"api_url": api_url, "api_key": api_key, "webhook_secret": secret}
+    http.put(f"/v1/nodes/{node_id}", json=NODES[node_id] | {"connector": "rest", "config": config}).raise_for_status()
+    return secret
