@@ -29,7 +29,8 @@ CLOUDEVENTS_SCHEMA = (
     Path(__file__).resolve().parents[2] / "shared/real-world/conformance/cloudevents/spec_json_schema/cloudevents.json"
 )
 PROBLEM = "application/problem+json"
-EMITTED = {t for t, spec in CATALOG.items() if spec.emitted}
+# Transfer events are produced and checked against the catalog in tests/test_transfers_api.py.
+EMITTED = {t for t, spec in CATALOG.items() if spec.emitted and spec.aggregate != "transfer"}
 
 FORMATS = jsonschema.FormatChecker()
 

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     # connector stays movable (0: released at once).
     reroute_seconds: float = 300.0
     reroute_window_seconds: float = 0.0
+    # Transfers (services/transfers.py): how long a proposal waits for approval, and the thresholds
+    # under which a plan's proposals approve themselves (each one set is a limit; neither set: none do).
+    transfer_proposal_ttl_seconds: float = 86_400.0
+    transfer_auto_approve_max_cost: float | None = None
+    transfer_auto_approve_max_quantity: int | None = None
     channel_poll_seconds: float = 60.0  # how often the orders of a channel without webhooks are polled
     channel_pause_seconds: float = 60.0  # a channel failing again and again is left alone this long
     # Weather alerts as disruptions for routing: the NWS API (https://api.weather.gov); unset = no feed

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from functools import partial
+from typing import Any
 
 import httpx
 import structlog
@@ -36,6 +37,7 @@ from crossdock.api.routers import (
     orders,
     reservations,
     routing,
+    transfers,
     webhooks,
 )
 from crossdock.api.schemas import OrderIn, ReservationIn
@@ -53,6 +55,7 @@ from crossdock.events.webhooks.addresses import AddressPolicy, CheckedTransport
 from crossdock.services.clients import ensure_signing_key, find_client, signing_keys
 from crossdock.services.holds import expire_holds
 from crossdock.services.rateshop import RateShop
+from crossdock.services.transfers import expire_transfers
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
 from crossdock.store.writer import RemoteDatabase
@@ -76,13 +79,16 @@ the event types, their payloads and delivery guarantees are in the AsyncAPI 3 do
 
 
 async def _sweep_holds(db: Database, every: float) -> None:
+    """Checkout holds past their expiry are released; transfer proposals past theirs expire."""
     while True:
         await asyncio.sleep(every)
-        try:
-            while await asyncio.wrap_future(db.submit(expire_holds)):
-                pass  # a full batch: there may be more
-        except Exception:
-            log.exception("hold sweep failed")
+        sweeps: tuple[Callable[[Any], Any], ...] = (expire_holds, expire_transfers)
+        for sweep in sweeps:
+            try:
+                while await asyncio.wrap_future(db.submit(sweep)):
+                    pass  # a full batch: there may be more
+            except Exception:
+                log.exception("sweep failed", sweep=sweep.__name__)
 
 
 async def guard_for(db: Database, settings: Settings, limiter: RateLimiter) -> Guard:
@@ -153,6 +159,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             {"name": "orders", "description": "Orders from channels"},
             {"name": "reservations", "description": "Checkout holds"},
             {"name": "inventory", "description": "Positions, sellable quantities, adjustments"},
+            {"name": "transfers", "description": "Rebalancing plans and transfers of stock between nodes"},
             {"name": "catalog", "description": "SKUs, nodes, channels"},
             {"name": "channels", "description": "What channels send in their own formats"},
             {"name": "routing", "description": "Where orders ship from and why; what-if quotes"},
@@ -180,6 +187,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         disruptions,
         reservations,
         inventory,
+        transfers,
         catalog,
         channels,
         carriers,

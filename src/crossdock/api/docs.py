@@ -158,6 +158,8 @@ EXAMPLE_STRINGS = {
     "channel_id": "shopify-us",
     "order_id": "ord_0195f3a2c4b87d21a9e5c04b1d3f6a70",
     "reservation_id": "res_0195f3a1e20a7c4f8b61d9a3e5c27f14",
+    "transfer_id": "tr_0195f3a3b7e07a19b2c4d6e8f0a1b3c5",
+    "plan_id": "plan_0195f3a3b7d97c02a4e6f8091b3d5f70",
     "external_id": "#1042",
     "postal_code": "94107",
     "country": "US",

@@ -19,6 +19,12 @@ RESERVATION_RELEASED = "crossdock.reservation.released.v1"
 RESERVATION_EXPIRED = "crossdock.reservation.expired.v1"
 RESERVATION_COMMITTED = "crossdock.reservation.committed.v1"
 TRANSFER_RECOMMENDED = "crossdock.transfer.recommended.v1"
+TRANSFER_APPROVED = "crossdock.transfer.approved.v1"
+TRANSFER_REJECTED = "crossdock.transfer.rejected.v1"
+TRANSFER_EXPIRED = "crossdock.transfer.expired.v1"
+TRANSFER_CANCELLED = "crossdock.transfer.cancelled.v1"
+TRANSFER_SHIPPED = "crossdock.transfer.shipped.v1"
+TRANSFER_RECEIVED = "crossdock.transfer.received.v1"
 
 EVENT_TYPES = frozenset(
     {
@@ -36,6 +42,12 @@ EVENT_TYPES = frozenset(
         RESERVATION_EXPIRED,
         RESERVATION_COMMITTED,
         TRANSFER_RECOMMENDED,
+        TRANSFER_APPROVED,
+        TRANSFER_REJECTED,
+        TRANSFER_EXPIRED,
+        TRANSFER_CANCELLED,
+        TRANSFER_SHIPPED,
+        TRANSFER_RECEIVED,
     }
 )
 
@@ -43,6 +55,6 @@ EVENT_TYPES = frozenset(
 @dataclass(frozen=True, slots=True)
 class DomainEvent:
     type: str
-    aggregatetype: str  # "inventory" (subject = SKU), "order", "reservation"
+    aggregatetype: str  # "inventory" (subject = SKU), "order", "reservation", "transfer"
     aggregateid: str
     data: dict[str, Any]

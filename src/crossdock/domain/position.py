@@ -24,6 +24,14 @@ class Reason(StrEnum):
     ALLOCATION = "allocation"
     DEALLOCATION = "deallocation"
     SHIPMENT = "shipment"
+    # Transfers between nodes (domain/transfer.py): held at the source and inbound at the
+    # destination on approval, off the source's shelf on shipment, onto the destination's on receipt;
+    # units shipped but not received are written off the destination's inbound as `transfer_short`.
+    TRANSFER_APPROVED = "transfer_approved"
+    TRANSFER_RELEASED = "transfer_released"
+    TRANSFER_SHIPPED = "transfer_shipped"
+    TRANSFER_RECEIVED = "transfer_received"
+    TRANSFER_SHORT = "transfer_short"
 
 
 ADJUSTMENT_REASONS = (Reason.RECEIPT, Reason.CYCLE_COUNT, Reason.DAMAGE, Reason.RETURN, Reason.CORRECTION)

@@ -19,7 +19,7 @@ CONTENT_TYPE = "application/cloudevents+json"
 NATS_STREAM = "CROSSDOCK"
 
 DESCRIPTION = """\
-Every committed change of stock, orders and checkout holds becomes a
+Every committed change of stock, orders, checkout holds and transfers becomes a
 [CloudEvents 1.0](https://github.com/cloudevents/spec/blob/v1.0.2/cloudevents/spec.md) event in
 structured JSON. Events are written to an outbox in the same database transaction as the change
 they describe (an event is never lost, and never published for a change that was rolled back),
@@ -29,10 +29,10 @@ then relayed to NATS JetStream, to webhook endpoints and to the pull feed `GET /
   event's `id` (a UUIDv7) is the same on every delivery and every transport (`Nats-Msg-Id` on
   NATS, `webhook-id` on webhooks): deduplicate on it.
 - **In order per subject.** `subject` is the SKU for inventory events, the order id for order
-  events and the reservation id for reservation events. The extension attribute `sequence`
-  increases with every event of a subject: apply an event only if its `sequence` is above the
-  last one you applied for that subject, and drop stale ones. Each transport delivers a subject's
-  events in order; the pull feed serves all events in commit order.
+  events, the reservation id for reservation events and the transfer id for transfer events. The
+  extension attribute `sequence` increases with every event of a subject: apply an event only if
+  its `sequence` is above the last one you applied for that subject, and drop stale ones. Each
+  transport delivers a subject's events in order; the pull feed serves all events in commit order.
 - **Retention.** Events stay in the outbox for `CROSSDOCK_EVENT_RETENTION_HOURS` (168 hours by
   default) after every registered consumer has passed them; the pull feed can be read from any
   cursor within that window. The JetStream stream `CROSSDOCK` keeps them by its own limits.
@@ -44,7 +44,7 @@ then relayed to NATS JetStream, to webhook endpoints and to the pull feed `GET /
 """
 
 SUBJECT_PARAMETER = (
-    "The event's subject (the SKU, order id or reservation id) as one NATS token: a character other than"
+    "The event's subject (the SKU, order id, reservation id or transfer id) as one NATS token: a character other than"
     " `A-Z a-z 0-9 _ - : / @ +` is percent-encoded (`.`, which NATS reads as a token separator, becomes"
     " `%2E`: `acme.tee` -> `acme%2Etee`). Subscribe to `crossdock.inventory.>` for every inventory event,"
     " or `crossdock.inventory.*.<SKU>` for everything about one SKU."

@@ -14,6 +14,7 @@ from crossdock.domain import events as ev
 from crossdock.domain.order import OrderStatus
 from crossdock.domain.position import Reason
 from crossdock.domain.reservation import HoldStatus
+from crossdock.domain.transfer import TransferStatus
 from crossdock.events.envelope import SOURCE, SPEC_VERSION
 
 Schema = dict[str, Any]
@@ -65,7 +66,7 @@ TIME = _text("RFC 3339 UTC time", format="date-time")
 SKU = _text("The SKU", minLength=1)
 NODE = _text("The node the stock sits at", minLength=1)
 REASON = _text("Why the stock moved", enum=[str(r) for r in Reason])
-REFERENCE = _text("What moved it: an order or reservation id, or the reference given with an adjustment")
+REFERENCE = _text("What moved it: an order, reservation or transfer id, or the reference given with an adjustment")
 QUANTITIES = _obj(
     {
         "on_hand": _count("Units physically at the node"),
@@ -148,6 +149,31 @@ def _order(extra: dict[str, Schema] | None = None, optional: dict[str, Schema] |
     return _obj(ORDER["properties"] | (extra or {}), optional, description=ORDER["description"])
 
 
+TRANSFER: Schema = _obj(
+    {
+        "transfer_id": _text("The transfer's id (the subject)"),
+        "sku": SKU,
+        "from_node_id": _text("Where the units come from", minLength=1),
+        "to_node_id": _text("Where they go", minLength=1),
+        "quantity": _count("Units proposed, and held at the source once approved"),
+        "shipped": _count("Units that left the source"),
+        "received": _count("Units that arrived at the destination"),
+        "cost": {"type": "number", "description": "Estimated cost of the move"},
+        "benefit": {"type": "number", "description": "Expected saving in lost sales and holding over the horizon"},
+        "status": _text("The transfer's status after the change", enum=[str(s) for s in TransferStatus]),
+        "plan_id": _text("The plan that proposed it"),
+        "note": _text("Why it was approved, rejected, cancelled or expired (may be empty)"),
+        "created_at": TIME,
+        "expires_at": TIME,
+    },
+    description="The transfer after the change, as `GET /v1/transfers/{transfer_id}` shows it",
+)
+
+
+def _transfer(extra: dict[str, Schema] | None = None, optional: dict[str, Schema] | None = None) -> Schema:
+    return _obj(TRANSFER["properties"] | (extra or {}), optional, description=TRANSFER["description"])
+
+
 def _reservation() -> Schema:
     return _obj(RESERVATION["properties"], description=RESERVATION["description"])
 
@@ -164,7 +190,8 @@ ENVELOPE: Schema = _obj(
         "source": _text(f"`{SOURCE}:<aggregate>`", format="uri-reference", minLength=1),
         "type": _text("`crossdock.<aggregate>.<what>.v1`", minLength=1),
         "subject": _text(
-            "What changed: the SKU (inventory), the order id (order) or the reservation id (reservation)",
+            "What changed: the SKU (inventory), the order id (order), the reservation id (reservation) or the"
+            " transfer id (transfer)",
             minLength=1,
         ),
         "time": _text("When the change was committed (RFC 3339, UTC)", format="date-time", minLength=1),
@@ -370,22 +397,60 @@ SPECS = (
     EventSpec(
         ev.TRANSFER_RECOMMENDED,
         "Transfer recommended",
-        "Reserved for the positioning feature, which will recommend moving stock between nodes before it"
-        " is needed; nothing emits this type yet. The subject will be the SKU.",
-        "sku",
-        _obj(
-            {
-                "sku": SKU,
-                "from_node_id": NODE,
-                "to_node_id": NODE,
-                "quantity": _count("Units to move"),
-            },
-            {
-                "cost": {"type": "number", "description": "Estimated cost of the move"},
-                "benefit": {"type": "number", "description": "Estimated benefit of the move"},
-            },
-        ),
-        emitted=False,
+        "A rebalancing plan (`POST /v1/transfers/plan`) proposes moving units of a SKU from one node to"
+        " another before they are needed there: `benefit` is the expected saving in lost sales and holding"
+        " over lead time plus review period, `cost` what the move costs. A proposal holds no stock; it waits"
+        " for approval until `expires_at`. One event per proposed transfer, in the plan's transaction.",
+        "transfer_id",
+        _transfer(),
+    ),
+    EventSpec(
+        ev.TRANSFER_APPROVED,
+        "Transfer approved",
+        "A person, or the auto-approval policy (`note` says so), approved a proposal: the units are reserved"
+        " at the source and inbound at the destination. `ship_to` is the destination's address, for the"
+        " source's warehouse system.",
+        "transfer_id",
+        _transfer(optional={"ship_to": _obj({"postal_code": _text("Postal code"), "country": _text("Country")})}),
+    ),
+    EventSpec(
+        ev.TRANSFER_REJECTED,
+        "Transfer rejected",
+        "A proposal was turned down (`note` says why, if given). No stock changed.",
+        "transfer_id",
+        _transfer(),
+    ),
+    EventSpec(
+        ev.TRANSFER_EXPIRED,
+        "Transfer expired",
+        "A proposal was not approved by `expires_at`, or a newer plan over its SKU and nodes replaced it"
+        " (`note` says which). No stock changed.",
+        "transfer_id",
+        _transfer(),
+    ),
+    EventSpec(
+        ev.TRANSFER_CANCELLED,
+        "Transfer cancelled",
+        "A proposal or an approved transfer not yet shipped was called off; an approval's units are free"
+        " again at the source and no longer inbound at the destination.",
+        "transfer_id",
+        _transfer(),
+    ),
+    EventSpec(
+        ev.TRANSFER_SHIPPED,
+        "Transfer shipped",
+        "`shipped` units left the source (off its on hand); any approved units not shipped are free again"
+        " there. They stay inbound at the destination until received.",
+        "transfer_id",
+        _transfer(),
+    ),
+    EventSpec(
+        ev.TRANSFER_RECEIVED,
+        "Transfer received",
+        "`received` units arrived and are on hand at the destination; `short` units shipped but not"
+        " received are written off its inbound (reason `transfer_short`).",
+        "transfer_id",
+        _transfer({"short": _count("Units shipped that did not arrive")}),
     ),
 )
 

@@ -10,6 +10,11 @@ An `order.cancelled` event takes the order's requests back: one not sent yet is 
 node took is cancelled there (`CancellableNode.cancel`), waiting and retried like a request, with
 the same cancel id every time. A node that answers it can no longer cancel (shipped already) has
 the last word: the request is marked `cancel_refused` and not tried again.
+
+Transfers go the same way: a `transfer.approved` event at a source with a connector becomes a
+transfer order, a fulfilment request whose `order_id` is the transfer id and whose `ship_to` is the
+destination node; `transfer.cancelled` takes it back. The node's `shipment.created` for that id ships
+the transfer (services.channel_inbox).
 """
 
 from __future__ import annotations
@@ -72,7 +77,8 @@ class FulfilmentDispatcher:
 
         # Allocations and cancellations from when the dispatcher was installed (migration 0012) on
         cursor = relay.cursor(self.name, start_at_end=True)
-        await relay.follow(cursor, record, batch=BATCH, types={ev.ORDER_ALLOCATED, ev.ORDER_CANCELLED})
+        types = {ev.ORDER_ALLOCATED, ev.ORDER_CANCELLED, ev.TRANSFER_APPROVED, ev.TRANSFER_CANCELLED}
+        await relay.follow(cursor, record, batch=BATCH, types=types)
 
     async def _send(self, relay: Relay, http: httpx.AsyncClient) -> None:
         lease = relay.cursor(f"{self.name}:send")
@@ -155,9 +161,27 @@ def changes_for(events: Sequence[StoredEvent], served: set[str]) -> list[Step]:
         if event.type == ev.ORDER_CANCELLED:
             data: dict[str, Any] = event.cloudevent()["data"]
             steps.append(("cancel", (data["order_id"], str(data.get("reason") or ""))))
+        elif event.type == ev.TRANSFER_CANCELLED:
+            data = event.cloudevent()["data"]
+            if data["from_node_id"] in served:
+                steps.append(("cancel", (data["transfer_id"], str(data.get("note") or ""))))
+        elif event.type == ev.TRANSFER_APPROVED:
+            data = event.cloudevent()["data"]
+            if data["from_node_id"] in served:
+                steps.append(("add", [transfer_order(event.id, data)]))
         elif found := requests_for([event], served):
             steps.append(("add", found))
     return steps
+
+
+def transfer_order(event_id: str, data: dict[str, Any]) -> FulfilmentRequest:
+    """An approved transfer as a request to its source's warehouse system: ship it to the destination."""
+    node_id = data["from_node_id"]
+    st = data["ship_to"]
+    lines = (Line(data["sku"], int(data["quantity"])),)
+    return FulfilmentRequest(
+        f"{event_id}:{node_id}", data["transfer_id"], node_id, lines, ShipTo(st["postal_code"], st["country"])
+    )
 
 
 def requests_for(events: Sequence[StoredEvent], served: set[str]) -> list[FulfilmentRequest]:

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from crossdock.connectors.postal import locate
-from crossdock.connectors.sdk import ChannelOrder, Inbound, NodeInbound, TrackingUpdate
-from crossdock.domain.errors import InvalidTransition
+from crossdock.connectors.sdk import ChannelOrder, Inbound, NodeInbound, ShipmentNotice, TrackingUpdate
+from crossdock.domain.errors import InvalidRequest, InvalidTransition, NotFound
 from crossdock.domain.order import OrderStatus, ShipTo
 from crossdock.domain.position import Reason
 from crossdock.services.inventory import Adjustment, adjust_stock
 from crossdock.services.orders import NewOrder, cancel_order, ingest_order, ship_order, tracking_updated, utc_text
 from crossdock.services.ports import UnitOfWork
+from crossdock.services.transfers import TransferStore, ship_transfer
 from crossdock.store.clock import to_text
 
 IN_STORE = "in_store"  # the carrier of a sale handed over at the counter
@@ -134,6 +135,9 @@ def take_in_node(uow: InboxStore, node_id: str, inbound: NodeInbound) -> dict[st
         outcome["reason"] = inbound.ignored
     shipped = []
     for notice in inbound.shipments:
+        if notice.order_id.startswith("tr_"):  # a transfer order (events.fulfilment.transfer_order)
+            shipped.append(_ship_transfer(uow, node_id, notice))
+            continue
         lines = [(ln.sku, ln.quantity) for ln in notice.lines]
         order = ship_order(uow, notice.order_id, node_id, lines, notice.carrier, notice.tracking_number)
         shipped.append({"order_id": order.order_id, "status": str(order.status)})
@@ -153,6 +157,19 @@ def take_in_node(uow: InboxStore, node_id: str, inbound: NodeInbound) -> dict[st
     if inbound.event_id is not None:
         uow.record_delivery(source, inbound.event_id, inbound.topic, outcome)
     return outcome
+
+
+def _ship_transfer(uow: InboxStore, node_id: str, notice: ShipmentNotice) -> dict[str, Any]:
+    store = cast(TransferStore, uow)  # the SQL unit of work keeps both
+    t = store.get_transfer(notice.order_id)
+    if t is None or t.from_node_id != node_id:
+        raise NotFound(f"no transfer {notice.order_id} from node {node_id}")
+    if any(ln.sku != t.sku for ln in notice.lines):
+        raise InvalidRequest(f"transfer {t.transfer_id} moves {t.sku} only")
+    units = sum(ln.quantity for ln in notice.lines)
+    note = f"{notice.carrier} {notice.tracking_number}"
+    shipped = ship_transfer(store, t.transfer_id, units, note)
+    return {"transfer_id": shipped.transfer_id, "status": str(shipped.status)}
 
 
 def take_in_tracking(

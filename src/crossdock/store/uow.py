@@ -22,11 +22,13 @@ from crossdock.store.audit_tables import AuditTables
 from crossdock.store.auth_tables import AuthTables
 from crossdock.store.channel_tables import ChannelTables
 from crossdock.store.clock import from_text, to_text
+from crossdock.store.demand_tables import DemandTables
 from crossdock.store.disruption_tables import DisruptionTables
 from crossdock.store.event_tables import EventTables
 from crossdock.store.reroute_tables import RerouteTables
 from crossdock.store.routing_tables import RoutingTables
 from crossdock.store.sql import dumps, in_list
+from crossdock.store.transfer_tables import TransferTables
 from crossdock.store.webhook_tables import WebhookTables
 
 
@@ -39,7 +41,16 @@ class CatalogCache:
 
 
 class SqlUnitOfWork(
-    EventTables, WebhookTables, AuditTables, AuthTables, ChannelTables, RoutingTables, DisruptionTables, RerouteTables
+    EventTables,
+    WebhookTables,
+    AuditTables,
+    AuthTables,
+    ChannelTables,
+    RoutingTables,
+    DisruptionTables,
+    RerouteTables,
+    DemandTables,
+    TransferTables,
 ):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
         super().__init__(conn, dialect, now)
