@@ -321,3 +321,39 @@ def test_an_approved_transfer_becomes_a_transfer_order_and_the_node_ships_it(lit
     outcome = lite.run(lambda uow: take_in_node(uow, "east", inbound))
     assert outcome["shipments"] == [{"transfer_id": t.transfer_id, "status": "shipped"}]
     assert _stock(lite)["east"]["on_hand"] == 40 - t.quantity
+
+
+# -- from the ledger's own history, on the command line ----------------------------------------------
+
+
+def test_crossdock_rebalance_plans_from_recent_sales(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from crossdock.cli import app
+
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+    clock = Clock()
+    clock.now = datetime.now(UTC) - timedelta(days=8)
+    db = open_database(url, clock=clock)
+    try:
+        db.run(partial(_world, east=40, west=20))
+        for day in range(7):  # the west sells two a day; the east, with plenty, sells none
+            clock.now += timedelta(days=1)
+            for i in range(2):
+                db.run(partial(ingest_order, cmd=NewOrder("web", f"w{day}-{i}", [("TEE", 1)], LA)))
+    finally:
+        db.close()
+    monkeypatch.setenv("CROSSDOCK_DATABASE_URL", url)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["rebalance", "--json", "--sku", "TEE"])
+    assert shown.exit_code == 0, shown.output
+    out = orjson.loads(shown.output)
+    (move,) = out["transfers"]
+    # Two a day over 3 + 7 days is about 20 wanted in the west, which holds 6: the east sends the rest.
+    assert (move["from_node_id"], move["to_node_id"], out["stored"]) == ("east", "west", False)
+    assert 12 <= move["quantity"] <= 24 and move["benefit"] > move["cost"]
+    stored = runner.invoke(app, ["rebalance", "--json", "--propose", "--sku", "TEE"])
+    assert stored.exit_code == 0 and orjson.loads(stored.output)["transfers"][0]["status"] == "proposed"
+    refused = runner.invoke(app, ["rebalance", "--node", "east"])
+    assert refused.exit_code == 2 and "two nodes" in refused.output

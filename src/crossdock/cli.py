@@ -168,6 +168,68 @@ def reconcile(as_json: Annotated[bool, typer.Option("--json", help="Print JSON")
 
 
 @app.command()
+def rebalance(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+    propose: Annotated[
+        bool, typer.Option("--propose", help="Store the transfers as proposals (and auto-approve per the settings)")
+    ] = False,
+    sku: Annotated[list[str] | None, typer.Option(help="Only this SKU (repeatable)")] = None,
+    node: Annotated[list[str] | None, typer.Option(help="Only between these nodes (repeatable)")] = None,
+    lead_time_days: Annotated[float, typer.Option(min=0)] = 3.0,
+    review_days: Annotated[float, typer.Option(min=0)] = 7.0,
+    shortage_cost: Annotated[float, typer.Option(min=0.01, help="Per unit of demand not met")] = 10.0,
+    holding_cost: Annotated[float, typer.Option(min=0.01, help="Per unit left over")] = 0.5,
+) -> None:
+    """Plan transfers between nodes from the ledger's recent demand and print them (nothing is stored
+    unless --propose)."""
+    from datetime import timedelta
+    from functools import partial
+
+    from crossdock.domain.errors import DomainError
+    from crossdock.services.transfers import PlanRequest, TransferPolicy, plan_transfers, rebalancing, transfer_view
+    from crossdock.store.database import open_database
+    from crossdock.store.migrate import upgrade
+
+    settings = Settings()
+    req = PlanRequest(
+        skus=tuple(sku) if sku else None,
+        node_ids=tuple(node) if node else None,
+        lead_time_days=lead_time_days,
+        review_days=review_days,
+        shortage_cost=shortage_cost,
+        holding_cost=holding_cost,
+    )
+    policy = TransferPolicy(
+        timedelta(seconds=settings.transfer_proposal_ttl_seconds),
+        settings.transfer_auto_approve_max_cost,
+        settings.transfer_auto_approve_max_quantity,
+    )
+    upgrade(settings.database_url)
+    db = open_database(settings.database_url, writers=1)
+    try:
+        if propose:
+            rows = [transfer_view(t) for t in db.run(partial(plan_transfers, req=req, policy=policy))]
+        else:
+            _, _, found = db.read(partial(rebalancing, req=req))
+            rows = [asdict(m) | {"status": "planned"} for m in found.moves]
+    except DomainError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.close()
+    if as_json:
+        typer.echo(json.dumps({"transfers": rows, "stored": propose}))
+        return
+    gain = sum(r["benefit"] - r["cost"] for r in rows)
+    typer.echo(f"{len(rows)} transfers, expected gain {gain:.2f}" + ("" if propose else " (not stored: --propose)"))
+    for r in rows:
+        typer.echo(
+            f"  {r['sku']}: {r['quantity']} {r['from_node_id']} -> {r['to_node_id']}"
+            f"  cost {r['cost']:.2f}  benefit {r['benefit']:.2f}  {r['status']}"
+        )
+
+
+@app.command()
 def demo(
     orders: Annotated[int, typer.Option(min=1, help="Orders placed during the flash sale")] = 3000,
     concurrency: Annotated[int, typer.Option(min=1, max=512, help="Concurrent HTTP clients")] = 48,

@@ -28,7 +28,7 @@ from crossdock.domain.ids import new_id
 from crossdock.domain.position import Movement, Reason
 from crossdock.domain.transfer import Transfer, TransferStatus
 from crossdock.positioning.demand import Distribution, from_daily
-from crossdock.positioning.rebalance import Holding, Lane, SkuProblem, plan
+from crossdock.positioning.rebalance import Holding, Lane, Plan, SkuProblem, plan
 from crossdock.positioning.targets import Costs
 from crossdock.services.audit import record
 from crossdock.services.demand import DemandStore, demand_history
@@ -137,9 +137,9 @@ def _check(req: PlanRequest, nodes: Mapping[str, Node]) -> list[str]:
     return chosen
 
 
-def plan_transfers(uow: TransferStore, req: PlanRequest, policy: TransferPolicy) -> list[Transfer]:
-    """Proposes the plan's transfers (superseding the open proposals it covers), and approves those
-    the policy allows, all in this transaction."""
+def rebalancing(uow: DemandStore, req: PlanRequest) -> tuple[list[str], list[str], Plan]:
+    """The plan for what the ledger holds now, read only: the SKUs and nodes it covered, and its
+    moves with their costs and benefits and the target level of each SKU at each node."""
     catalog = uow.catalog()
     nodes = _check(req, catalog.nodes)
     if req.skus is not None:
@@ -170,7 +170,13 @@ def plan_transfers(uow: TransferStore, req: PlanRequest, policy: TransferPolicy)
         for b in nodes
         if a != b
     }
-    found = plan(problems, lanes)
+    return skus, nodes, plan(problems, lanes)
+
+
+def plan_transfers(uow: TransferStore, req: PlanRequest, policy: TransferPolicy) -> list[Transfer]:
+    """Proposes the plan's transfers (superseding the open proposals it covers), and approves those
+    the policy allows, all in this transaction."""
+    skus, nodes, found = rebalancing(uow, req)
     plan_id = new_id("plan")
     _supersede(uow, skus, set(nodes), plan_id)
     proposed = [
