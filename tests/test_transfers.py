@@ -256,6 +256,18 @@ def test_a_cancelled_approval_gives_the_units_back(lite: Database) -> None:
     assert lite.read(queries.reconcile) == []
 
 
+def test_a_count_below_what_an_approved_transfer_holds_calls_it_off(lite: Database) -> None:
+    (t,) = _plan(lite)
+    lite.run(lambda uow: approve_transfer(uow, t.transfer_id))
+    count = Adjustment("TEE", "east", Reason.CYCLE_COUNT, "count", set_quantity=t.quantity - 1)
+    lite.run(partial(adjust_stock, adjustments=[count]))
+    assert lite.read(lambda uow: uow.get_transfer(t.transfer_id)).status == TransferStatus.CANCELLED
+    assert _stock(lite) == {
+        "east": {"on_hand": t.quantity - 1, "reserved": 0, "inbound": 0, "available": t.quantity - 1}
+    }
+    assert lite.read(queries.reconcile) == []
+
+
 def test_a_partial_shipment_frees_the_rest_at_the_source(lite: Database) -> None:
     (t,) = _plan(lite)
     lite.run(lambda uow: approve_transfer(uow, t.transfer_id))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from crossdock.domain import events as ev
 from crossdock.domain.errors import CompareFailed, InvalidRequest, UnknownReference
@@ -13,6 +14,7 @@ from crossdock.services.holds import release_for_recount
 from crossdock.services.ledger import Ledger
 from crossdock.services.orders import emit, fill_backorders
 from crossdock.services.ports import UnitOfWork
+from crossdock.services.transfers import TransferStore, cancel_for_recount
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +84,8 @@ def adjust_stock(uow: UnitOfWork, adjustments: Sequence[Adjustment]) -> list[Pos
 
 
 def _take_back(uow: UnitOfWork, ledger: Ledger, sku: str, node_id: str, shortfall: int) -> set[str]:
-    """Frees `shortfall` held units at one position, newest claim first; returns the SKUs of released holds."""
+    """Frees `shortfall` held units at one position, newest claim first (approved transfers are
+    cancelled whole); returns the SKUs of released holds."""
     freed: set[str] = set()
     claims = sorted(uow.claims_at(sku, node_id), key=lambda c: c.owner_id.split("_", 1)[1], reverse=True)
     for claim in claims:
@@ -90,6 +93,10 @@ def _take_back(uow: UnitOfWork, ledger: Ledger, sku: str, node_id: str, shortfal
             break
         if claim.kind == "hold":
             freed |= release_for_recount(uow, ledger, claim.owner_id)
+            shortfall -= claim.quantity
+            continue
+        if claim.kind == "transfer":  # the units it would have moved are not there: it is called off
+            cancel_for_recount(cast(TransferStore, uow), ledger, claim.owner_id)
             shortfall -= claim.quantity
             continue
         order = uow.get_order(claim.owner_id, lock=True)

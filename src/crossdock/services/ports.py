@@ -19,9 +19,10 @@ from crossdock.routing.disruptions import Disruption
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Something holding units at one position: an active checkout hold or an order allocation."""
+    """Something holding units at one position: an active checkout hold, an order allocation or an
+    approved transfer not yet shipped (held at its source)."""
 
-    kind: str  # "hold" | "order"
+    kind: str  # "hold" | "order" | "transfer"
     owner_id: str
     quantity: int
 

@@ -278,6 +278,12 @@ def reject_transfer(uow: TransferStore, transfer_id: str, note: str = "") -> Tra
     return t
 
 
+def _release(uow: TransferStore, ledger: Ledger, t: Transfer, note: str) -> None:
+    ledger.post(Movement(t.sku, t.from_node_id, Reason.TRANSFER_RELEASED, t.transfer_id, d_reserved=-t.quantity))
+    ledger.post(Movement(t.sku, t.to_node_id, Reason.TRANSFER_RELEASED, t.transfer_id, d_inbound=-t.quantity))
+    _close(uow, t, TransferStatus.CANCELLED, ev.TRANSFER_CANCELLED, note)
+
+
 def cancel_transfer(uow: TransferStore, transfer_id: str, note: str = "") -> Transfer:
     """A proposal or an approved transfer not yet shipped; an approval's hold and inbound are given back."""
     t = _get(uow, transfer_id)
@@ -285,14 +291,20 @@ def cancel_transfer(uow: TransferStore, transfer_id: str, note: str = "") -> Tra
     if t.status == TransferStatus.APPROVED:
         ledger = Ledger(uow)
         ledger.lock([t.sku])
-        ledger.post(Movement(t.sku, t.from_node_id, Reason.TRANSFER_RELEASED, t.transfer_id, d_reserved=-t.quantity))
-        ledger.post(Movement(t.sku, t.to_node_id, Reason.TRANSFER_RELEASED, t.transfer_id, d_inbound=-t.quantity))
-        _close(uow, t, TransferStatus.CANCELLED, ev.TRANSFER_CANCELLED, note)
+        _release(uow, ledger, t, note)
         fill_backorders(uow, ledger, [t.sku])  # the units are free again at the source
         ledger.flush()
     else:
         _close(uow, t, TransferStatus.CANCELLED, ev.TRANSFER_CANCELLED, note)
     return t
+
+
+def cancel_for_recount(uow: TransferStore, ledger: Ledger, transfer_id: str) -> None:
+    """A count found fewer units at the source than it holds: the approved transfer is called off on
+    the count's ledger (its caller posts the count and flushes)."""
+    t = _get(uow, transfer_id)
+    t.check("cancel")
+    _release(uow, ledger, t, "recount: the units are not at the source")
 
 
 def ship_transfer(uow: TransferStore, transfer_id: str, quantity: int | None = None, note: str = "") -> Transfer:

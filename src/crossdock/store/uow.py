@@ -295,7 +295,9 @@ class SqlUnitOfWork(
             " JOIN holds h ON h.reservation_id = l.reservation_id"
             " WHERE l.sku = :sku AND l.node_id = :node AND h.status = 'active'"
             " UNION ALL SELECT 'order', order_id, quantity FROM allocations"
-            " WHERE sku = :sku AND node_id = :node AND quantity > 0",
+            " WHERE sku = :sku AND node_id = :node AND quantity > 0"
+            " UNION ALL SELECT 'transfer', transfer_id, quantity FROM transfers"
+            " WHERE sku = :sku AND from_node_id = :node AND status = 'approved'",
             {"sku": sku, "node": node_id},
         )
         return [Claim(r[0], r[1], int(r[2])) for r in rows]
