@@ -269,7 +269,7 @@ def demo(
     raise typer.Exit(run(DemoOptions(orders=orders, concurrency=concurrency, keep=keep, seed=seed)))
 
 
-BENCHMARKS = ("ingest", "events", "auth", "sync", "flash-sale", "routing")
+BENCHMARKS = ("ingest", "events", "auth", "sync", "flash-sale", "routing", "forecast")
 
 
 @app.command()
@@ -283,17 +283,29 @@ def bench(
         float | None, typer.Option(help="events: stock change events/s (1000); sync: stock changes/s (500)")
     ] = None,
     out: Annotated[Path, typer.Option(help="Where the JSON results go")] = Path("bench/results"),
+    m5_submission: Annotated[
+        Path | None, typer.Option(help="forecast: score this M5 submission instead of training the pipeline")
+    ] = None,
+    part: Annotated[str | None, typer.Option(help="forecast: only m5 or only walmart")] = None,
 ) -> None:
     """Run a benchmark scenario, print its figures and save them as JSON."""
     from rich.console import Console
 
     from crossdock import flash_sale
     from crossdock.benchmarks import auth, events, ingest, report, routing, sync
+    from crossdock.benchmarks import forecast as forecasting
 
     if name not in BENCHMARKS:
         raise typer.BadParameter(f"unknown scenario {name!r}; one of {', '.join(BENCHMARKS)}")
     console = Console(stderr=as_json)
-    scenarios = {"ingest": ingest, "events": events, "auth": auth, "sync": sync, "flash-sale": flash_sale}
+    scenarios = {
+        "ingest": ingest,
+        "events": events,
+        "auth": auth,
+        "sync": sync,
+        "flash-sale": flash_sale,
+        "forecast": forecasting,
+    }
     scenario = scenarios.get(name, routing)
     with console.status(f"running benchmark {name}...") as status:
         if name == "flash-sale":  # its own pace: a simulated sale, not --seconds of load
@@ -304,6 +316,11 @@ def bench(
             figures = events.run(seconds=seconds, rate=rate or 1000, workers=workers)
         elif name == "sync":
             figures = sync.run(seconds=seconds, rate=rate or 500)
+        elif name == "forecast":  # in-process, on the real M5 and Walmart files
+            if part not in (None, "m5", "walmart"):
+                raise typer.BadParameter(f"--part must be m5 or walmart, got {part!r}")
+            parts = ("m5", "walmart") if part is None else (part,)
+            figures = forecasting.run(submission=m5_submission, step=status.update, parts=parts)
         elif name == "routing":  # in-process: decision latency, then policies replayed on two networks
             figures = routing.run()
         else:
@@ -320,6 +337,98 @@ def bench(
 
 forecast_app = typer.Typer(help="Demand forecasts and their accuracy.", no_args_is_help=True)
 app.add_typer(forecast_app, name="forecast")
+
+
+@forecast_app.command("m5")
+def forecast_m5(
+    sales: Annotated[Path, typer.Option(help="M5 sales in the wide layout (id,item_id,...,d_1,...), .csv or .csv.gz")],
+    calendar: Annotated[Path, typer.Option(help="M5 calendar.csv (must cover the 28 days after the history)")],
+    out: Annotated[Path, typer.Option(help="Where the submission (id,F1..F28) goes")],
+    prices: Annotated[Path | None, typer.Option(help="M5 sell prices (store_id,item_id,wm_yr_wk,sell_price)")] = None,
+    train_until: Annotated[
+        int | None,
+        typer.Option(help="Use only the days up to d_N (later columns are never read); default: every day in the file"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print timings and notes as JSON")] = False,
+) -> None:
+    """Train on the sales history and write the next 28 days as an M5 submission."""
+    import time
+
+    from rich.console import Console
+
+    from crossdock.forecasting import m5_pipeline
+
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    try:
+        for path in (sales, calendar, *([prices] if prices else [])):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} not found")
+        with console.status("loading the M5 files...") as status:
+            inputs = m5_pipeline.prepare_inputs(sales, calendar, prices, train_until)
+            result = m5_pipeline.forecast(inputs, progress=status.update)
+            m5_pipeline.write_submission(result, out)
+    except (FileNotFoundError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    seconds = round(time.perf_counter() - started, 1)
+    summary = {
+        "out": str(out),
+        "series": len(result.ids),
+        "history": f"d_{inputs.sales.first_day}..d_{inputs.sales.last_day}",
+        "seconds": seconds,
+        "notes": result.notes,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary))
+        return
+    console.print(f"{len(result.ids):,} series, history {summary['history']}, {seconds} s: {out}")
+    for note in result.notes:
+        console.print(f"note: {note}")
+
+
+@forecast_app.command("file")
+def forecast_file(
+    input_path: Annotated[
+        Path, typer.Option("--input", help="Long-format history: unique_id,ds,y[,stockout][,exogenous...]")
+    ],
+    freq: Annotated[str, typer.Option(help="D (daily) or W (weekly)")],
+    horizon: Annotated[int, typer.Option(min=1, help="Periods to forecast")],
+    out: Annotated[Path, typer.Option(help="Where unique_id,ds,yhat and the quantile columns go (.csv or .parquet)")],
+    future: Annotated[
+        Path | None,
+        typer.Option(help="Exogenous values over the horizon (unique_id,ds,<columns>), if the history has any"),
+    ] = None,
+) -> None:
+    """Forecast any long-format history with the model each series' backtest chose, plus quantiles."""
+    import pandas as pd
+    from rich.console import Console
+
+    from crossdock.forecasting import history, selection
+
+    console = Console(stderr=True)
+    try:
+        if freq not in history.FREQS:
+            raise ValueError(f"--freq must be D or W, got {freq!r}")
+        loaded = history.load_long(input_path, freq)
+        ahead = None
+        if future is not None:
+            ahead = pd.read_parquet(future) if future.suffix == ".parquet" else pd.read_csv(future)
+            ahead["ds"] = pd.to_datetime(ahead["ds"])
+            ahead["unique_id"] = ahead["unique_id"].astype(str)
+        with console.status(f"backtesting and forecasting {loaded.n_series:,} series..."):
+            result = selection.forecast(loaded, horizon, future=ahead)
+    except (FileNotFoundError, ValueError) as exc:  # HistoryError is a ValueError
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    frame = result.forecasts.drop(columns="model")
+    if out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False, date_format="%Y-%m-%d", float_format="%.4f")
+    chosen = ", ".join(f"{model} {count}" for model, count in sorted(result.chosen.items(), key=lambda kv: -kv[1]))
+    console.print(f"{loaded.n_series:,} series, {horizon} periods ahead: {out}")
+    console.print(f"models chosen by the backtest ({result.backtest_horizon} periods x 2 origins): {chosen}")
 
 
 @forecast_app.command("score")
