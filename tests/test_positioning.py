@@ -155,3 +155,19 @@ def test_a_fixed_lane_cost_is_paid_once_and_shared() -> None:
     found = plan(problems, {("east", "west"): Lane(0.2, fixed_cost=10.0)})
     assert {m.sku for m in found.moves} == {"A", "B"}
     assert sum(m.cost for m in found.moves) == pytest.approx(10.0 + 0.2 * sum(m.quantity for m in found.moves))
+
+
+def test_a_program_out_of_time_says_so_and_still_plans_something_feasible() -> None:
+    rng = random.Random(1)
+    nodes = [f"n{i}" for i in range(6)]
+    lanes = {(a, b): Lane(rng.uniform(0.5, 3.0), 20.0, 50) for a in nodes for b in nodes if a != b}
+    problems = [
+        SkuProblem(
+            f"s{s}", {n: Holding(rng.randint(0, 40)) for n in nodes}, {n: Poisson(rng.uniform(0, 20)) for n in nodes}
+        )
+        for s in range(20)
+    ]
+    rushed = plan(problems, lanes, time_limit=0.0)
+    assert rushed.method == "milp" and not rushed.optimal
+    flows = {(m.sku, m.from_node_id, m.to_node_id): m.quantity for m in rushed.moves}
+    assert _feasible(problems, lanes, flows) and rushed.gain >= 0.0

@@ -54,6 +54,7 @@ def test_plans_and_transfers_over_http(tmp_path: Path) -> None:
             "/v1/transfers/plan", json={"skus": ["TEE"], "demand": WANTED_WEST}, headers={"Idempotency-Key": "p1"}
         )
         assert r.status_code == 200, r.text
+        assert (r.json()["method"], r.json()["optimal"]) == ("min-cost-flow", True)
         (tee,) = r.json()["transfers"]
         assert set(tee) >= {"sku", "from_node_id", "to_node_id", "quantity", "cost", "benefit"}
         assert (tee["from_node_id"], tee["to_node_id"], tee["status"]) == ("wh-east", "wh-west", "proposed")

@@ -124,6 +124,10 @@ class TransferOut(BaseModel):
 
 class PlanOut(BaseModel):
     plan_id: str | None = Field(description="The plan's id (null: nothing worth moving)")
+    method: Literal["min-cost-flow", "milp"] = Field(
+        description="min-cost-flow; milp with a minimum lot, a lane capacity or a fixed lane cost"
+    )
+    optimal: bool = Field(description="False: the program's time ran out and this is the best plan found by then")
     transfers: list[TransferOut]
 
 

@@ -85,6 +85,7 @@ class Plan:
     moves: list[Move]
     targets: dict[tuple[str, str], int]  # (sku, node) -> target level at the critical ratio
     method: str  # "min-cost-flow" or "milp"
+    optimal: bool = True  # False: the program's time ran out; the best plan found by then
 
     @property
     def gain(self) -> float:
@@ -101,8 +102,11 @@ class _NoDemand(Distribution):
 NO_DEMAND = _NoDemand()
 
 
-def plan(problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane]) -> Plan:
-    """The best moves for these SKUs over these lanes (a missing lane: nothing moves that way)."""
+def plan(
+    problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane], *, time_limit: float = 10.0
+) -> Plan:
+    """The best moves for these SKUs over these lanes (a missing lane: nothing moves that way).
+    `time_limit` bounds the mixed-integer program (seconds); the flow has none (milliseconds a SKU)."""
     targets = {
         (p.sku, n): target(p.demand.get(n, NO_DEMAND), p.costs)
         for p in problems
@@ -111,15 +115,16 @@ def plan(problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane]) 
     constrained = any(lane.fixed_cost > 0 or lane.capacity is not None for lane in lanes.values()) or any(
         p.min_lot > 1 for p in problems
     )
+    optimal = True
     if constrained:
-        flows = _milp(problems, lanes)
+        flows, optimal = _milp(problems, lanes, time_limit)
         method = "milp"
     else:
         flows = {}
         for p in problems:
             flows.update(_flow(p, lanes))
         method = "min-cost-flow"
-    return Plan(_moves(problems, lanes, flows), targets, method)
+    return Plan(_moves(problems, lanes, flows), targets, method, optimal)
 
 
 def _segments(p: SkuProblem, node: str, total: int) -> list[float]:
@@ -162,7 +167,9 @@ def _flow(p: SkuProblem, lanes: Mapping[tuple[str, str], Lane]) -> dict[tuple[st
     return {(p.sku, *transfer_arcs[a]): int(mcf.flow(a)) for a in transfer_arcs if mcf.flow(a) > 0}
 
 
-def _milp(problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane]) -> dict[tuple[str, str, str], int]:
+def _milp(
+    problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane], time_limit: float
+) -> tuple[dict[tuple[str, str, str], int], bool]:
     cost: list[float] = []
     lower: list[float] = []
     upper: list[float] = []
@@ -215,7 +222,7 @@ def _milp(problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane])
             held = float(p.stock.get(n, Holding(0)).movable)
             rows.append((held, held, shelf))
     if not moves:
-        return {}
+        return {}, True
     for key, xs in on_lane.items():
         lane = lanes[key]
         if lane.capacity is not None:
@@ -224,8 +231,8 @@ def _milp(problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane])
             y = used[key] = column(lane.fixed_cost, 1.0, True)
             for x in xs:
                 rows.append((0.0, np.inf, {x: -1.0, y: upper[x]}))
-    values = _solve(cost, lower, upper, integer, rows)
-    return {moves[x]: round(values[x]) for x in moves if round(values[x]) > 0}
+    values, optimal = _solve(cost, lower, upper, integer, rows, time_limit)
+    return {moves[x]: round(values[x]) for x in moves if round(values[x]) > 0}, optimal
 
 
 def _solve(
@@ -234,12 +241,14 @@ def _solve(
     upper: list[float],
     integer: list[bool],
     rows: list[tuple[float, float, dict[int, float]]],
-) -> list[float]:
+    time_limit: float,
+) -> tuple[list[float], bool]:
     h = _highs()
     h.setOptionValue("output_flag", False)
     h.setOptionValue("threads", 1)
     h.setOptionValue("mip_rel_gap", 0.0)
     h.setOptionValue("mip_abs_gap", 1e-7)
+    h.setOptionValue("time_limit", float(time_limit))
     lp = highspy.HighsLp()
     n = len(cost)
     lp.num_col_ = n
@@ -269,9 +278,10 @@ def _solve(
     lp.integrality_ = [kinds.kInteger if whole else kinds.kContinuous for whole in integer]
     h.passModel(lp)
     h.run()
-    if h.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        raise RuntimeError(f"the rebalancing program ended {h.modelStatusToString(h.getModelStatus())}")
-    return list(h.getSolution().col_value)
+    optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
+    if not optimal and h.getInfo().primal_solution_status != 2:  # nothing feasible found in time
+        return [0.0] * n, False  # moving nothing is always feasible: every unit stays where it is
+    return list(h.getSolution().col_value), optimal
 
 
 def _highs() -> highspy.Highs:

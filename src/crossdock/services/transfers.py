@@ -173,10 +173,17 @@ def rebalancing(uow: DemandStore, req: PlanRequest) -> tuple[list[str], list[str
     return skus, nodes, plan(problems, lanes)
 
 
-def plan_transfers(uow: TransferStore, req: PlanRequest, policy: TransferPolicy) -> list[Transfer]:
+Planned = tuple[list[str], list[str], Plan]  # what `rebalancing` answers
+
+
+def plan_transfers(
+    uow: TransferStore, req: PlanRequest, policy: TransferPolicy, planned: Planned | None = None
+) -> list[Transfer]:
     """Proposes the plan's transfers (superseding the open proposals it covers), and approves those
-    the policy allows, all in this transaction."""
-    skus, nodes, found = rebalancing(uow, req)
+    the policy allows, all in this transaction. `planned`: the plan worked out beforehand in a read
+    (so the solver does not run inside the write transaction); it holds nothing, and approval checks
+    the stock as it is then."""
+    skus, nodes, found = planned or rebalancing(uow, req)
     plan_id = new_id("plan")
     _supersede(uow, skus, set(nodes), plan_id)
     proposed = [

@@ -23,12 +23,14 @@ from crossdock.domain.errors import Forbidden
 from crossdock.domain.transfer import Transfer, TransferStatus
 from crossdock.positioning.demand import Distribution, Normal, Quantiles
 from crossdock.services.transfers import (
+    Planned,
     PlanRequest,
     TransferPolicy,
     TransferStore,
     approve_transfer,
     cancel_transfer,
     plan_transfers,
+    rebalancing,
     receive_transfer,
     reject_transfer,
     ship_transfer,
@@ -90,13 +92,24 @@ async def post_plan(request: Request, body: PlanIn) -> Response:
         min_lot=body.min_lot,
         forecasts={(d.sku, d.node_id): _forecast(d) for d in body.demand},
     )
-    return await write(request, body, partial(_plan, req, policy_of(request.app.state.settings)))
+    # Solved in a read, then proposed in the write: the solver never holds up the one writer.
+    planned = await read(request, partial(_rebalancing, req))
+    return await write(request, body, partial(_plan, req, policy_of(request.app.state.settings), planned))
 
 
-def _plan(req: PlanRequest, policy: TransferPolicy, uow: TransferStore) -> Outcome:
-    proposed = plan_transfers(uow, req, policy)
-    plan_id = proposed[0].plan_id if proposed else None
-    return 200, {"plan_id": plan_id, "transfers": [transfer_view(t) for t in proposed]}
+def _rebalancing(req: PlanRequest, uow: TransferStore) -> Planned:
+    return rebalancing(uow, req)
+
+
+def _plan(req: PlanRequest, policy: TransferPolicy, planned: Planned, uow: TransferStore) -> Outcome:
+    proposed = plan_transfers(uow, req, policy, planned)
+    found = planned[2]
+    return 200, {
+        "plan_id": proposed[0].plan_id if proposed else None,
+        "method": found.method,
+        "optimal": found.optimal,
+        "transfers": [transfer_view(t) for t in proposed],
+    }
 
 
 @router.get("/transfers", responses=responses(ok={200: {"model": TransferListOut}}))
