@@ -10,10 +10,12 @@ from typing import Any
 
 import httpx
 
+from crossdock.connectors.fakes.server import FakeServer
+from crossdock.connectors.fakes.warehouse import FakeWarehouse, signed_webhook
 from crossdock.events.catalog import CATALOG
 from tests.conftest import LiveServer
 from tests.test_event_catalog import VALIDATORS, read_feed
-from tests.world import seed
+from tests.world import behind_warehouse, seed
 
 PROBLEM = "application/problem+json"
 WANTED_WEST = [{"sku": sku, "node_id": "wh-west", "mean": 20, "spread": 4} for sku in ("TEE", "MUG", "CAP", "SOCK")]
@@ -138,3 +140,38 @@ def test_plans_and_transfers_over_http(tmp_path: Path) -> None:
         assert event["subject"] == event["data"]["transfer_id"] and event["source"] == "urn:crossdock:transfer"
         sequences[event["subject"]].append(event["sequence"])
     assert all(seen_ == list(range(1, len(seen_) + 1)) for seen_ in sequences.values())
+
+
+def test_a_source_behind_a_warehouse_system_gets_a_transfer_order_and_ships_it(tmp_path: Path) -> None:
+    fake = FakeWarehouse("wms-key")
+    with (
+        FakeServer(fake) as wms,
+        LiveServer(f"sqlite:///{tmp_path / 'wms.db'}", webhook_allow_private="127.0.0.0/8") as live,
+        live.client() as http,
+    ):
+        seed(http, {"TEE": {"wh-east": 60}})
+        secret = behind_warehouse(http, "wh-east", wms.url, "wms-key")
+        (tee,) = plan(http, "TEE")
+        act(http, tee["transfer_id"], "approve")
+        deadline = time.monotonic() + 15
+        while not fake.orders:
+            assert time.monotonic() < deadline, "the transfer order never reached the warehouse system"
+            time.sleep(0.05)
+        (sent,) = fake.orders
+        assert (sent["order_id"], sent["node_id"]) == (tee["transfer_id"], "wh-east")
+        assert sent["lines"] == [{"sku": "TEE", "quantity": tee["quantity"]}]
+        assert sent["ship_to"] == {"postal_code": "91761", "country": "US"}  # the destination node
+
+        shipped = {
+            "type": "shipment.created",
+            "order_id": tee["transfer_id"],
+            "lines": [{"sku": "TEE", "quantity": tee["quantity"]}],
+            "carrier": "fedex-freight",
+            "tracking_number": "PRO-1",
+        }
+        body, headers = signed_webhook(shipped, secret)
+        r = http.post("/v1/nodes/wh-east/webhooks", content=body, headers=headers)
+        assert r.status_code == 200, r.text
+        assert http.get(f"/v1/transfers/{tee['transfer_id']}").json()["status"] == "shipped"
+        east = next(n for n in http.get("/v1/inventory/TEE").json()["nodes"] if n["node_id"] == "wh-east")
+        assert (east["on_hand"], east["reserved"]) == (60 - tee["quantity"], 0)
