@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -16,9 +17,10 @@ from crossdock.connectors.sdk import Line, NodeInbound, ShipmentNotice
 from crossdock.domain import events as ev
 from crossdock.domain.catalog import Channel, ChannelType, Node, NodeType, Sku
 from crossdock.domain.errors import InsufficientStock, InvalidRequest, InvalidTransition, UnknownReference
+from crossdock.domain.ids import new_id
 from crossdock.domain.order import ShipTo
 from crossdock.domain.position import Reason
-from crossdock.domain.transfer import TransferStatus
+from crossdock.domain.transfer import Transfer, TransferStatus
 from crossdock.events.fulfilment import changes_for
 from crossdock.positioning.demand import Normal
 from crossdock.services import catalog, queries
@@ -369,3 +371,72 @@ def test_crossdock_rebalance_plans_from_recent_sales(tmp_path: Path, monkeypatch
     assert stored.exit_code == 0 and orjson.loads(stored.output)["transfers"][0]["status"] == "proposed"
     refused = runner.invoke(app, ["rebalance", "--node", "east"])
     assert refused.exit_code == 2 and "two nodes" in refused.output
+
+
+def _proposal(uow: Any, quantity: int, to: str = "west") -> Any:
+    t = Transfer(
+        new_id("tr"),
+        "TEE",
+        "east",
+        to,
+        quantity,
+        1.0,
+        2.0,
+        TransferStatus.PROPOSED,
+        uow.now,
+        uow.now + timedelta(days=1),
+    )
+    uow.insert_transfers([t])
+    return t
+
+
+def test_two_approvals_at_once_never_hold_more_than_is_free(db: Database) -> None:
+    db.run(_world)  # 40 TEE at the east
+    first, second = db.run(lambda uow: [_proposal(uow, 30), _proposal(uow, 30)])
+    outcomes = [db.submit(partial(approve_transfer, transfer_id=t.transfer_id)) for t in (first, second)]
+    errors = [f.exception(timeout=30) for f in outcomes]
+    assert sorted(type(e).__name__ for e in errors) == ["InsufficientStock", "NoneType"]
+    assert _stock(db)["east"] == {"on_hand": 40, "reserved": 30, "inbound": 0, "available": 10}
+    assert db.read(queries.reconcile) == []
+
+
+def test_stock_is_conserved_over_any_sequence_of_transfer_actions(lite: Database) -> None:
+    rng = random.Random(5)
+    open_ids: list[str] = []
+    written_off = 0
+    for _ in range(60):
+        step = rng.choice(["propose", "approve", "ship", "receive", "cancel", "reject"])
+        try:
+            if step == "propose":
+                open_ids.append(lite.run(lambda uow: _proposal(uow, rng.randint(1, 15))).transfer_id)
+                continue
+            if not open_ids:
+                continue
+            chosen = rng.choice(open_ids)
+            if step == "approve":
+                lite.run(partial(approve_transfer, transfer_id=chosen))
+            elif step == "ship":
+                t = lite.read(lambda uow, c=chosen: uow.get_transfer(c))
+                lite.run(partial(ship_transfer, transfer_id=chosen, quantity=rng.randint(1, t.quantity)))
+            elif step == "receive":
+                t = lite.read(lambda uow, c=chosen: uow.get_transfer(c))
+                got = rng.randint(0, t.shipped) if t.shipped else 0
+                lite.run(partial(receive_transfer, transfer_id=chosen, quantity=got))
+                written_off += t.shipped - got
+            elif step == "cancel":
+                lite.run(partial(cancel_transfer, transfer_id=chosen))
+            else:
+                lite.run(partial(reject_transfer, transfer_id=chosen))
+        except (InvalidTransition, InsufficientStock, InvalidRequest):
+            continue  # refused: nothing changed (checked below with everything else)
+        transfers = lite.read(lambda uow: uow.transfers(None, "TEE", "", 1000))
+        stock = _stock(lite)
+        in_transit = sum(t.shipped - t.received for t in transfers if t.status == TransferStatus.SHIPPED)
+        held = sum(t.quantity for t in transfers if t.status == TransferStatus.APPROVED)
+        on_the_way = held + in_transit
+        assert sum(p["on_hand"] for p in stock.values()) + in_transit + written_off == 40
+        assert stock.get("east", {}).get("reserved", 0) == held
+        assert stock.get("west", {}).get("inbound", 0) == on_the_way
+    assert lite.read(queries.reconcile) == []
+    seen = {t.status for t in lite.read(lambda uow: uow.transfers(None, "TEE", "", 1000))}
+    assert {TransferStatus.RECEIVED, TransferStatus.CANCELLED, TransferStatus.REJECTED} <= seen
