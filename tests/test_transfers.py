@@ -147,6 +147,11 @@ def test_demand_history_counts_sales_per_node_and_day_and_flags_stock_outs(tmp_p
     assert history.units["MUG", "east"] == [0, 0, 0] and not any(history.stocked_out["MUG", "east"])
     rows = list(history.rows())
     assert rows[0].sku == "MUG" and len(rows) == 9 and rows[-1].day == date(2026, 11, 4)
+    assert history.long_rows()[3:6] == [
+        ("TEE|east", day1, 2, False),
+        ("TEE|east", day1 + timedelta(days=1), 1, True),
+        ("TEE|east", day1 + timedelta(days=2), 0, True),
+    ]
 
 
 # -- plans and the life of a transfer -------------------------------------------------------------

@@ -38,6 +38,11 @@ class DemandHistory:
             for day, units, out in zip(self.days, self.units[key], self.stocked_out[key], strict=True):
                 yield DemandDay(sku, node_id, day, units, out)
 
+    def long_rows(self) -> list[tuple[str, date, int, bool]]:
+        """(unique_id, day, units, stocked_out) per series and day, `unique_id` = "sku|node_id": the
+        long layout forecasting reads (`unique_id`, `ds`, `y`, `stockout`)."""
+        return [(f"{r.sku}|{r.node_id}", r.day, r.units, r.stocked_out) for r in self.rows()]
+
     def in_stock_days(self, key: Key) -> list[int]:
         """Units sold on the days the node had stock all day: the uncensored observations."""
         return [u for u, out in zip(self.units.get(key, []), self.stocked_out.get(key, []), strict=True) if not out]
