@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from crossdock.client import Crossdock
 from crossdock.connectors.fakes.server import FakeServer
 from crossdock.connectors.fakes.warehouse import FakeWarehouse, signed_webhook
 from crossdock.events.catalog import CATALOG
@@ -151,8 +152,14 @@ def test_a_source_behind_a_warehouse_system_gets_a_transfer_order_and_ships_it(t
     ):
         seed(http, {"TEE": {"wh-east": 60}})
         secret = behind_warehouse(http, "wh-east", wms.url, "wms-key")
-        (tee,) = plan(http, "TEE")
-        act(http, tee["transfer_id"], "approve")
+        with Crossdock(live.base_url, live.auth.client_id, live.auth.client_secret) as crossdock:  # the typed client
+            planned = crossdock.plan_transfers(
+                {"skus": ["TEE"], "node_ids": ["wh-east", "wh-west"], "demand": WANTED_WEST}
+            )
+            (proposal,) = planned.transfers
+            approved = crossdock.act_on_transfer(proposal.transfer_id, "approve", note="go")
+            assert (approved.status, crossdock.list_transfers(status="approved").transfers) == ("approved", [approved])
+        tee = approved.model_dump()
         deadline = time.monotonic() + 15
         while not fake.orders:
             assert time.monotonic() < deadline, "the transfer order never reached the warehouse system"

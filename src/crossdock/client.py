@@ -53,6 +53,7 @@ from crossdock.api.schemas import (
     ShipmentIn,
     SkuIn,
 )
+from crossdock.api.transfer_schemas import PlanIn, PlanOut, TransferListOut, TransferOut
 from crossdock.api.webhook_schemas import (
     AttemptListOut,
     AttemptOut,
@@ -389,6 +390,29 @@ class Crossdock:
 
     def release_reservation(self, reservation_id: str) -> ReservationOut:
         return self.send(Call("POST", f"/v1/reservations/{reservation_id}/release", _model(ReservationOut)))
+
+    # -- transfers --------------------------------------------------------------------------------
+
+    def plan_transfers(self, plan: PlanIn | Mapping[str, Any] | None = None) -> PlanOut:
+        """Proposes transfers between nodes (those within the auto-approval thresholds come back approved)."""
+        return self.send(Call("POST", "/v1/transfers/plan", _model(PlanOut), _body(plan) or {}))
+
+    def list_transfers(
+        self, status: str | None = None, sku: str | None = None, after: str = "", limit: int = 100
+    ) -> TransferListOut:
+        params = _query(status=status, sku=sku, after=after, limit=limit)
+        return self.send(Call("GET", "/v1/transfers", _model(TransferListOut), None, params))
+
+    def get_transfer(self, transfer_id: str) -> TransferOut:
+        return self.send(Call("GET", f"/v1/transfers/{transfer_id}", _model(TransferOut)))
+
+    def act_on_transfer(
+        self, transfer_id: str, action: str, *, quantity: int | None = None, note: str = ""
+    ) -> TransferOut:
+        """`action`: approve, reject, cancel, ship or receive (`quantity`: units shipped or received,
+        default all)."""
+        body: dict[str, Any] = {"note": note} | ({"quantity": quantity} if quantity is not None else {})
+        return self.send(Call("POST", f"/v1/transfers/{transfer_id}/{action}", _model(TransferOut), body))
 
     # -- events and webhooks ----------------------------------------------------------------------
 
