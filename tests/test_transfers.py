@@ -154,6 +154,28 @@ def test_demand_history_counts_sales_per_node_and_day_and_flags_stock_outs(tmp_p
     ]
 
 
+def test_demand_by_destination_sees_a_region_whose_node_is_out(tmp_path: Path, clock: Clock) -> None:
+    url = f"sqlite:///{tmp_path / 'd.db'}"
+    upgrade(url)
+    db = open_database(url, clock=clock)
+    try:
+        clock.now = START - timedelta(days=1)
+        db.run(partial(_world, east=60, west=0))  # the west has nothing: Los Angeles is served from the east
+        for day in range(7):
+            clock.now = START + timedelta(days=day)
+            for i in range(2):
+                db.run(partial(ingest_order, cmd=NewOrder("web", f"la{day}-{i}", [("TEE", 1)], LA)))
+        clock.now = START + timedelta(days=7)
+        by_node = db.read(lambda uow: demand_history(uow, 7, skus=["TEE"]))
+        assert by_node.units["TEE", "east"] == [2] * 7 and ("TEE", "west") not in by_node.units
+        assert _plan(db, PlanRequest(skus=("TEE",), history_days=7)) == []  # the west's demand is hidden
+        (move,) = _plan(db, PlanRequest(skus=("TEE",), history_days=7, demand_from="destinations"))
+        assert (move.from_node_id, move.to_node_id) == ("east", "west")
+        assert 14 <= move.quantity <= 30  # two a day over 3 + 7 days
+    finally:
+        db.close()
+
+
 # -- plans and the life of a transfer -------------------------------------------------------------
 
 

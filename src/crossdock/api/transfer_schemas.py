@@ -77,6 +77,11 @@ class PlanIn(Strict):
         None, description="Units per lane, all SKUs together"
     )
     min_lot: Annotated[StrictInt, Field(ge=1, le=1_000_000)] = Field(1, description="The fewest units worth a move")
+    demand_from: Literal["nodes", "destinations"] = Field(
+        "nodes",
+        description="Where no forecast is given, the daily rate of what each node sold on its in-stock days"
+        " (nodes), or of what was ordered to the places nearest each node, backorders included (destinations)",
+    )
     demand: Annotated[list[DemandIn], Field(max_length=100_000)] = Field(
         [], description="Forecasts over the horizon; where missing, the recent daily rate from the ledger"
     )

@@ -31,7 +31,7 @@ from crossdock.positioning.demand import Distribution, from_daily
 from crossdock.positioning.rebalance import Holding, Lane, Plan, SkuProblem, plan
 from crossdock.positioning.targets import Costs
 from crossdock.services.audit import record
-from crossdock.services.demand import DemandStore, demand_history
+from crossdock.services.demand import DemandStore, demand_by_destination, demand_history
 from crossdock.services.ledger import Ledger
 from crossdock.services.orders import fill_backorders
 from crossdock.store.clock import to_text
@@ -81,8 +81,11 @@ class PlanRequest:
     lane_fixed_cost: float = 0.0  # per lane used (a truck), shared by the SKUs on it
     lane_capacity: int | None = None  # units per lane, all SKUs together
     min_lot: int = 1
-    # Demand over the horizon per (sku, node) from a forecast; where missing, the recent daily rate.
+    # Demand over the horizon per (sku, node) from a forecast; where missing, the recent daily rate:
+    # of what each node sold ("nodes"), or of what was ordered to the places nearest each node
+    # ("destinations", services/demand.py).
     forecasts: Mapping[tuple[str, str], Distribution] = field(default_factory=dict)
+    demand_from: str = "nodes"
 
     @property
     def horizon_days(self) -> float:
@@ -128,6 +131,8 @@ def _check(req: PlanRequest, nodes: Mapping[str, Node]) -> list[str]:
         raise InvalidRequest("history_days, shortage_cost and holding_cost must be positive")
     if req.min_lot < 1 or (req.lane_capacity is not None and req.lane_capacity < 1):
         raise InvalidRequest("min_lot and lane_capacity must be at least 1")
+    if req.demand_from not in ("nodes", "destinations"):
+        raise InvalidRequest("demand_from is nodes or destinations")
     chosen = sorted(set(req.node_ids)) if req.node_ids is not None else sorted(nodes)
     for n in chosen:
         if n not in nodes:
@@ -151,7 +156,11 @@ def rebalancing(uow: DemandStore, req: PlanRequest) -> tuple[list[str], list[str
     else:
         positions = [p for p in uow.all_positions() if p.node_id in nodes]
         skus = sorted({p.sku for p in positions})
-    history = demand_history(uow, req.history_days, skus=skus, nodes=nodes) if skus else None
+    history = None
+    if skus and req.demand_from == "destinations":
+        history = demand_by_destination(uow, req.history_days, [catalog.nodes[n] for n in nodes], skus=skus)
+    elif skus:
+        history = demand_history(uow, req.history_days, skus=skus, nodes=nodes)
     costs = Costs(req.shortage_cost, req.holding_cost)
     problems = []
     for sku in skus:

@@ -41,6 +41,20 @@ class DemandTables(Sql):
         )
         return [(r[0], r[1], date.fromisoformat(r[2]), int(r[3])) for r in rows if r[3]]
 
+    def units_ordered(
+        self, since: str, until: str, skus: Sequence[str] | None = None
+    ) -> list[tuple[str, str, date, int]]:
+        """Per (sku, ship-to as stored, day ordered): units ordered and not cancelled, backorders
+        included, whichever node shipped them."""
+        where, params = self._scope(skus, None, "l.")
+        rows = self.all(
+            "SELECT l.sku, o.ship_to, SUBSTR(o.created_at, 1, 10), SUM(l.quantity - l.cancelled) FROM order_lines l"
+            f" JOIN orders o ON o.order_id = l.order_id WHERE o.created_at >= :since AND o.created_at < :until{where}"
+            " GROUP BY l.sku, o.ship_to, SUBSTR(o.created_at, 1, 10)",
+            params | {"since": since, "until": until},
+        )
+        return [(r[0], r[1], date.fromisoformat(r[2]), int(r[3])) for r in rows if r[3]]
+
     def free_before(
         self, since: str, skus: Sequence[str] | None = None, nodes: Sequence[str] | None = None
     ) -> dict[tuple[str, str], int]:

@@ -91,6 +91,7 @@ async def post_plan(request: Request, body: PlanIn) -> Response:
         lane_capacity=body.lane_capacity,
         min_lot=body.min_lot,
         forecasts={(d.sku, d.node_id): _forecast(d) for d in body.demand},
+        demand_from=body.demand_from,
     )
     # Solved in a read, then proposed in the write: the solver never holds up the one writer.
     planned = await read(request, partial(_rebalancing, req))
