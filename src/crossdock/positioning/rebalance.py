@@ -102,9 +102,7 @@ class _NoDemand(Distribution):
 NO_DEMAND = _NoDemand()
 
 
-def plan(
-    problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane], *, time_limit: float = 10.0
-) -> Plan:
+def plan(problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane], *, time_limit: float = 10.0) -> Plan:
     """The best moves for these SKUs over these lanes (a missing lane: nothing moves that way).
     `time_limit` bounds the mixed-integer program (seconds); the flow has none (milliseconds a SKU)."""
     targets = {
