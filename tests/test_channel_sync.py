@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -81,6 +82,20 @@ def test_quantities_reach_a_channel_and_newest_wins(http: httpx.Client) -> None:
         assert status["last_push_at"] is not None and status["failures"] == 0
         put = http.put("/v1/channels/etsy", json={"type": "etsy", "name": "Etsy", "node_ids": ["wh-east"]})
         assert put.status_code == 422 and "no connector" in put.json()["detail"]
+    finally:
+        server.__exit__()
+
+
+def test_a_new_channel_is_synced_on_a_machine_just_booted(http: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The monotonic clock starts near zero at boot: a first full sync must not wait for it to pass
+    the reconciliation interval (an hour)."""
+    from crossdock.events import channel_sync
+
+    booted = time.monotonic() - 1.0  # as if the machine had been up for a second
+    monkeypatch.setattr(channel_sync, "time", SimpleNamespace(monotonic=lambda: time.monotonic() - booted))
+    shop, server = storefront(http, "shop")
+    try:
+        eventually(lambda: shop.quantity("TEE") == 5 and shop.quantity("MUG") == 2)
     finally:
         server.__exit__()
 

@@ -155,8 +155,10 @@ class ChannelWorker:
         self.kick = kick
         self.lease = relay.cursor(f"{ChannelSync.name}:{channel_id}")
         self.backoff = Backoff(first=0.5, most=4.0)
-        self.reconciled_at = 0.0  # monotonic: reconcile at the first chance
-        self.polled_at = 0.0
+        # Monotonic times; -inf, not 0: the monotonic clock starts near 0 at boot, and a machine up for
+        # less than an hour would otherwise never give a new channel its first full sync.
+        self.reconciled_at = float("-inf")  # reconcile at the first chance
+        self.polled_at = float("-inf")
         self.feeds_at = 0.0  # monotonic: when pending feeds are next looked at (at once: some may be stored)
         self._settings: tuple[Channel, dict[str, object]] | None = None
         self._current: ChannelConnector | None = None
