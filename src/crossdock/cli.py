@@ -431,6 +431,43 @@ def forecast_file(
     console.print(f"models chosen by the backtest ({result.backtest_horizon} periods x 2 origins): {chosen}")
 
 
+@forecast_app.command("run")
+def forecast_run(
+    history_days: Annotated[int, typer.Option(min=14, help="Days of the ledger's demand history to learn from")] = 365,
+    horizon: Annotated[int, typer.Option(min=1, max=366, help="Days ahead to forecast")] = 28,
+    sku: Annotated[list[str] | None, typer.Option(help="Only this SKU (repeatable)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
+) -> None:
+    """Forecast demand per SKU and node from the configured database's ledger and store it (what
+    `GET /v1/forecasts/{sku}` shows and transfer plans use); the server also does this by itself every
+    CROSSDOCK_FORECAST_SECONDS."""
+    from rich.console import Console
+
+    from crossdock.services.forecasts import ForecastSettings, run_forecast, run_view
+    from crossdock.store.database import open_database
+    from crossdock.store.migrate import upgrade
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    db = open_database(settings.database_url, writers=1)
+    console = Console(stderr=as_json)
+    try:
+        with console.status("forecasting demand per SKU and node..."):
+            run = run_forecast(db, ForecastSettings(history_days, horizon), sku or None)
+    finally:
+        db.close()
+    if as_json:
+        typer.echo(json.dumps({"run": run_view(run) if run else None}))
+    elif run is None:
+        console.print(f"nothing sold in the last {history_days} days: no forecast made")
+    else:
+        view = run_view(run)
+        console.print(f"forecast {view['run_id']}: {run.series} series, {horizon} days ahead, in {view['seconds']} s")
+        for model, n in sorted(run.summary["models"].items(), key=lambda kv: -kv[1]):
+            rmsse = run.summary["backtest_rmsse"].get(model)
+            console.print(f"  {model}: {n} series" + (f" (backtest RMSSE {rmsse})" if rmsse is not None else ""))
+
+
 @forecast_app.command("score")
 def forecast_score(
     m5_dir: Annotated[Path, typer.Option("--m5-dir", help="Folder with the M5 sales, calendar and sell prices")],

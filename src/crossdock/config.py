@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     channel_reconcile_seconds: float = 3600.0  # how often each channel's quantities are compared
     rate_shop_deadline_seconds: float = 0.5  # how long an order waits for carriers' live rates
     lookahead_seconds: float = 900.0  # how often routing's look-ahead values stock; 0: never (greedy routing)
+    forecast_seconds: float = 86400.0  # how often demand is forecast again from the ledger; 0: never
     # Re-optimisation (services/reroute.py): how often held orders not yet released to a node are
     # routed again together (0: never), and how long an allocation at a node without a warehouse
     # connector stays movable (0: released at once).

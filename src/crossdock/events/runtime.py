@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from crossdock.config import Settings
 from crossdock.events.channel_sync import ChannelSync, SyncSettings
+from crossdock.events.forecaster import Forecaster
 from crossdock.events.fulfilment import FulfilmentDispatcher
 from crossdock.events.lookahead import LookAhead
 from crossdock.events.relay import Consumer, Relay, SinkConsumer
@@ -29,6 +30,8 @@ def start_relay(db: Database, settings: Settings) -> Relay | None:
     consumers: list[Consumer] = [WebhookDispatcher.from_settings(settings), ChannelSync(sync), fulfilment]
     if settings.lookahead_seconds > 0:
         consumers.append(LookAhead(timedelta(seconds=settings.lookahead_seconds)))
+    if settings.forecast_seconds > 0:
+        consumers.append(Forecaster(timedelta(seconds=settings.forecast_seconds)))
     if settings.reroute_seconds > 0:
         window = timedelta(seconds=settings.reroute_window_seconds)
         consumers.append(Reroute(timedelta(seconds=settings.reroute_seconds), window))

@@ -31,7 +31,8 @@ from crossdock.positioning.demand import Distribution, from_daily
 from crossdock.positioning.rebalance import Holding, Lane, Plan, SkuProblem, plan
 from crossdock.positioning.targets import Costs
 from crossdock.services.audit import record
-from crossdock.services.demand import DemandStore, demand_by_destination, demand_history
+from crossdock.services.demand import demand_by_destination, demand_history
+from crossdock.services.forecasts import ForecastStore, horizon_demand
 from crossdock.services.ledger import Ledger
 from crossdock.services.orders import fill_backorders
 from crossdock.store.clock import to_text
@@ -39,7 +40,7 @@ from crossdock.store.clock import to_text
 EXPIRE_BATCH = 200
 
 
-class TransferStore(DemandStore, Protocol):
+class TransferStore(ForecastStore, Protocol):
     def insert_transfers(self, transfers: Sequence[Transfer]) -> None: ...
     def save_transfer(self, t: Transfer) -> None: ...
     def get_transfer(self, transfer_id: str, *, lock: bool = False) -> Transfer | None: ...
@@ -81,9 +82,9 @@ class PlanRequest:
     lane_fixed_cost: float = 0.0  # per lane used (a truck), shared by the SKUs on it
     lane_capacity: int | None = None  # units per lane, all SKUs together
     min_lot: int = 1
-    # Demand over the horizon per (sku, node) from a forecast; where missing, the recent daily rate:
-    # of what each node sold ("nodes"), or of what was ordered to the places nearest each node
-    # ("destinations", services/demand.py).
+    # Demand over the horizon per (sku, node) given here; where missing, from the stored forecasts
+    # (services/forecasts.py); where none, the recent daily rate: of what each node sold ("nodes"),
+    # or of what was ordered to the places nearest each node ("destinations", services/demand.py).
     forecasts: Mapping[tuple[str, str], Distribution] = field(default_factory=dict)
     demand_from: str = "nodes"
 
@@ -142,7 +143,7 @@ def _check(req: PlanRequest, nodes: Mapping[str, Node]) -> list[str]:
     return chosen
 
 
-def rebalancing(uow: DemandStore, req: PlanRequest) -> tuple[list[str], list[str], Plan]:
+def rebalancing(uow: ForecastStore, req: PlanRequest) -> tuple[list[str], list[str], Plan]:
     """The plan for what the ledger holds now, read only: the SKUs and nodes it covered, and its
     moves with their costs and benefits and the target level of each SKU at each node."""
     catalog = uow.catalog()
@@ -162,12 +163,13 @@ def rebalancing(uow: DemandStore, req: PlanRequest) -> tuple[list[str], list[str
     elif skus:
         history = demand_history(uow, req.history_days, skus=skus, nodes=nodes)
     costs = Costs(req.shortage_cost, req.holding_cost)
+    stored = horizon_demand(uow, skus, nodes, req.horizon_days) if skus else {}
     problems = []
     for sku in skus:
         stock = {p.node_id: Holding(max(0, p.free), p.inbound) for p in positions if p.sku == sku}
         demand: dict[str, Distribution] = {}
         for n in nodes:
-            given = req.forecasts.get((sku, n))
+            given = req.forecasts.get((sku, n), stored.get((sku, n)))
             if given is not None:
                 demand[n] = given
             elif history is not None and (days := history.in_stock_days((sku, n))):

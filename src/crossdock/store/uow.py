@@ -25,6 +25,7 @@ from crossdock.store.clock import from_text, to_text
 from crossdock.store.demand_tables import DemandTables
 from crossdock.store.disruption_tables import DisruptionTables
 from crossdock.store.event_tables import EventTables
+from crossdock.store.forecast_tables import ForecastTables
 from crossdock.store.reroute_tables import RerouteTables
 from crossdock.store.routing_tables import RoutingTables
 from crossdock.store.sql import dumps, in_list
@@ -51,6 +52,7 @@ class SqlUnitOfWork(
     RerouteTables,
     DemandTables,
     TransferTables,
+    ForecastTables,
 ):
     def __init__(self, conn: Any, dialect: str, now: datetime, cache: CatalogCache) -> None:
         super().__init__(conn, dialect, now)
