@@ -39,12 +39,12 @@ class History:
         return int(self.frame["unique_id"].nunique())
 
     def filled(self, season: int) -> pd.DataFrame:
-        """unique_id, ds, y with masked (stock-out) demand replaced by an estimate of what it would have been.
+        """The frame without `stockout`, masked demand replaced by an estimate of what it would have been.
 
         The estimate is the series' mean over the same position in its previous seasons where it was
         observed, else its overall observed mean: models need numbers, but not zeros that were never demand.
         """
-        frame = self.frame[["unique_id", "ds", "y"]].copy()
+        frame = self.frame.drop(columns="stockout", errors="ignore").copy()
         if not frame["y"].isna().any():
             return frame
         by_series = frame.groupby("unique_id", sort=False)["y"]
