@@ -166,3 +166,15 @@ def test_forecast_file_writes_forecasts_and_quantiles(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("sku,day,units\na,2024-01-01,1\n")
     bad = CliRunner().invoke(app, [*args[:3], str(tmp_path / "bad.csv"), *args[4:]])
     assert bad.exit_code == 2 and "missing the column(s) unique_id, ds, y" in bad.output
+
+
+WALMART = Path(__file__).resolve().parents[2] / "shared" / "real-world" / "data" / "walmart_store_sales_2014"
+
+
+@pytest.mark.skipif(not (WALMART / "train.csv.gz").is_file(), reason="../shared/real-world is absent")
+def test_the_real_walmart_store_sales_load_as_weekly_series() -> None:
+    loaded = history.load_walmart(WALMART / "train.csv.gz")
+    frame = loaded.frame
+    assert loaded.freq == "W-FRI" and frame["ds"].nunique() == 143
+    assert frame["unique_id"].str.split("_").str[0].nunique() == 45
+    assert frame.groupby("unique_id")["ds"].diff().dropna().eq(pd.Timedelta(days=7)).all()

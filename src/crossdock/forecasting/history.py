@@ -128,8 +128,14 @@ def _fill_gaps(frame: pd.DataFrame, freq: str) -> pd.DataFrame:
     expected = ((spans["max"] - spans["min"]) / step).astype(int) + 1
     if (expected == sizes).all():
         return frame
-    full = pd.concat(
-        [pd.DataFrame({"unique_id": uid, "ds": pd.date_range(lo, hi, freq=freq)}) for uid, (lo, hi) in spans.iterrows()]
+    # Every period of every series at once: each series' start plus 0, 1, 2 ... steps.
+    counts = expected.to_numpy()
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    full = pd.DataFrame(
+        {
+            "unique_id": np.repeat(spans.index.to_numpy(), counts),
+            "ds": np.repeat(spans["min"].to_numpy(), counts) + offsets * step.to_timedelta64(),
+        }
     )
     out = full.merge(frame, on=["unique_id", "ds"], how="left")
     out["y"] = out["y"].where(out["y"].notna() | out.get("stockout", False), 0.0)  # a period with no row sold nothing
