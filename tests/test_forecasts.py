@@ -61,15 +61,15 @@ def _west_sells(day: date) -> int:
 
 @pytest.fixture
 def sold(tmp_path: Path) -> str:
-    """A SQLite database with six weeks of sales up to yesterday: the west sells `_west_sells`, the
-    east one a day (to New York), nothing sells mugs."""
+    """A SQLite database with six weeks of sales up to yesterday: the west sells `_west_sells` (144
+    of its 160 units), the east one a day (to New York), nothing sells mugs."""
     url = f"sqlite:///{tmp_path / 'f.db'}"
     upgrade(url)
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
     clock = Clock(today - timedelta(days=HISTORY_DAYS + 1))
     db = open_database(url, clock=clock)
     try:
-        db.run(partial(_world, west=1000))
+        db.run(partial(_world, west=160))
         for n in range(HISTORY_DAYS):
             clock.now += timedelta(days=1)
             orders = [("w", LA)] * _west_sells(clock.now.date()) + [("e", NYC)]
@@ -124,6 +124,13 @@ def test_the_server_forecasts_by_itself_once_a_run_is_due(sold: str) -> None:
             time.sleep(0.2)
         assert len(made) == 1 and made[0]["series"] == 2
         with live.client() as http:
+            # Then the plan: the west, with 16 left, will want about 35 over the next 3 + 7 days.
+            deadline = time.monotonic() + 30
+            while not (moves := http.get("/v1/transfers", params={"status": "proposed"}).json()["transfers"]):
+                assert time.monotonic() < deadline, "no transfer was proposed"
+                time.sleep(0.2)
+            assert [(t["sku"], t["from_node_id"], t["to_node_id"]) for t in moves] == [("TEE", "east", "west")]
+            assert 10 <= moves[0]["quantity"] <= 40
             shown = http.get("/v1/forecasts/TEE")
             assert shown.status_code == 200 and len(shown.json()["nodes"]) == 2
             missing = http.get("/v1/forecasts/NOPE")

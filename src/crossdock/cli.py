@@ -182,7 +182,6 @@ def rebalance(
 ) -> None:
     """Plan transfers between nodes from the ledger's recent demand and print them (nothing is stored
     unless --propose)."""
-    from datetime import timedelta
     from functools import partial
 
     from crossdock.domain.errors import DomainError
@@ -199,11 +198,7 @@ def rebalance(
         shortage_cost=shortage_cost,
         holding_cost=holding_cost,
     )
-    policy = TransferPolicy(
-        timedelta(seconds=settings.transfer_proposal_ttl_seconds),
-        settings.transfer_auto_approve_max_cost,
-        settings.transfer_auto_approve_max_quantity,
-    )
+    policy = TransferPolicy.of(settings)
     upgrade(settings.database_url)
     db = open_database(settings.database_url, writers=1)
     try:

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     rate_shop_deadline_seconds: float = 0.5  # how long an order waits for carriers' live rates
     lookahead_seconds: float = 900.0  # how often routing's look-ahead values stock; 0: never (greedy routing)
     forecast_seconds: float = 86400.0  # how often demand is forecast again from the ledger; 0: never
+    transfer_plan_after_forecast: bool = True  # each forecast run then proposes transfers between nodes
     # Re-optimisation (services/reroute.py): how often held orders not yet released to a node are
     # routed again together (0: never), and how long an allocation at a node without a warehouse
     # connector stays movable (0: released at once).

@@ -13,6 +13,7 @@ from crossdock.events.relay import Consumer, Relay, SinkConsumer
 from crossdock.events.reroute import Reroute
 from crossdock.events.webhooks.addresses import AddressPolicy
 from crossdock.events.webhooks.dispatcher import WebhookDispatcher
+from crossdock.services.transfers import TransferPolicy
 from crossdock.store.database import Database
 
 
@@ -31,7 +32,8 @@ def start_relay(db: Database, settings: Settings) -> Relay | None:
     if settings.lookahead_seconds > 0:
         consumers.append(LookAhead(timedelta(seconds=settings.lookahead_seconds)))
     if settings.forecast_seconds > 0:
-        consumers.append(Forecaster(timedelta(seconds=settings.forecast_seconds)))
+        plan = TransferPolicy.of(settings) if settings.transfer_plan_after_forecast else None
+        consumers.append(Forecaster(timedelta(seconds=settings.forecast_seconds), plan))
     if settings.reroute_seconds > 0:
         window = timedelta(seconds=settings.reroute_window_seconds)
         consumers.append(Reroute(timedelta(seconds=settings.reroute_seconds), window))

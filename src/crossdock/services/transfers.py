@@ -48,6 +48,14 @@ class TransferStore(ForecastStore, Protocol):
     def proposed_transfer_ids(self, skus: Sequence[str] | None, *, expired_only: bool, limit: int) -> list[str]: ...
 
 
+class PolicySettings(Protocol):
+    """The settings a policy is made of (`crossdock.config.Settings`)."""
+
+    transfer_proposal_ttl_seconds: float
+    transfer_auto_approve_max_cost: float | None
+    transfer_auto_approve_max_quantity: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class TransferPolicy:
     """How long a proposal stands, and which ones approve themselves: those within every threshold
@@ -56,6 +64,14 @@ class TransferPolicy:
     proposal_ttl: timedelta = timedelta(hours=24)
     auto_approve_max_cost: float | None = None
     auto_approve_max_quantity: int | None = None
+
+    @classmethod
+    def of(cls, settings: PolicySettings) -> TransferPolicy:
+        return cls(
+            timedelta(seconds=settings.transfer_proposal_ttl_seconds),
+            settings.transfer_auto_approve_max_cost,
+            settings.transfer_auto_approve_max_quantity,
+        )
 
     def approves(self, t: Transfer) -> bool:
         if self.auto_approve_max_cost is None and self.auto_approve_max_quantity is None:

@@ -7,7 +7,6 @@ every channel of its nodes sells from)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -18,7 +17,6 @@ from crossdock.api.auth import guarded, principal, secured
 from crossdock.api.problems import responses
 from crossdock.api.transfer_schemas import DemandIn, NoteIn, PlanIn, PlanOut, QuantityIn, TransferListOut, TransferOut
 from crossdock.api.writes import Outcome, json_response, read, write
-from crossdock.config import Settings
 from crossdock.domain.errors import Forbidden
 from crossdock.domain.transfer import Transfer, TransferStatus
 from crossdock.positioning.demand import Distribution, Normal, Quantiles
@@ -42,14 +40,6 @@ from crossdock.services.transfers import (
 router = APIRouter(prefix="/v1", tags=["transfers"], route_class=guarded("inventory:read"))
 WRITE = secured("inventory:write")
 ACTION_ERRORS = ("not-found", "invalid-state", "idempotency-key-reused")
-
-
-def policy_of(settings: Settings) -> TransferPolicy:
-    return TransferPolicy(
-        timedelta(seconds=settings.transfer_proposal_ttl_seconds),
-        settings.transfer_auto_approve_max_cost,
-        settings.transfer_auto_approve_max_quantity,
-    )
 
 
 def _across_channels(request: Request) -> None:
@@ -95,7 +85,7 @@ async def post_plan(request: Request, body: PlanIn) -> Response:
     )
     # Solved in a read, then proposed in the write: the solver never holds up the one writer.
     planned = await read(request, partial(_rebalancing, req))
-    return await write(request, body, partial(_plan, req, policy_of(request.app.state.settings), planned))
+    return await write(request, body, partial(_plan, req, TransferPolicy.of(request.app.state.settings), planned))
 
 
 def _rebalancing(req: PlanRequest, uow: TransferStore) -> Planned:
