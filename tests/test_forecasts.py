@@ -14,44 +14,19 @@ from typing import Any
 import orjson
 import pytest
 
-from crossdock.domain.catalog import Channel, ChannelType, Node, NodeType, Sku
 from crossdock.domain.errors import NotFound
 from crossdock.domain.forecast import DailyForecast, ForecastRun
 from crossdock.domain.order import ShipTo
-from crossdock.domain.position import Reason
-from crossdock.services import catalog
 from crossdock.services.forecasts import forecast_view, save
-from crossdock.services.inventory import Adjustment, adjust_stock
 from crossdock.services.orders import NewOrder, ingest_order
 from crossdock.services.transfers import PlanRequest, rebalancing
 from crossdock.store.database import Database, open_database
 from crossdock.store.migrate import upgrade
 from tests.conftest import LiveServer
+from tests.test_transfers import LA, Clock, _world
 
-LA = ShipTo("90001", "US", 33.97, -118.25)
 NYC = ShipTo("10001", "US", 40.75, -73.99)
 HISTORY_DAYS = 42
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def _world(uow: Any, east: int = 400, west: int = 0) -> None:
-    catalog.put_sku(uow, Sku("TEE", "Tee", 200))
-    catalog.put_sku(uow, Sku("MUG", "Mug", 400))
-    catalog.put_node(uow, Node("east", NodeType.WAREHOUSE, "East", "07001", "US", 40.58, -74.27))
-    catalog.put_node(uow, Node("west", NodeType.WAREHOUSE, "West", "91761", "US", 34.03, -117.59))
-    catalog.put_channel(uow, Channel("web", ChannelType.CUSTOM, "Web", ("east", "west")))
-    seed = [Adjustment("TEE", "east", Reason.RECEIPT, "seed", delta=east)]
-    seed += [Adjustment("MUG", "east", Reason.RECEIPT, "seed", delta=30)]
-    if west:
-        seed.append(Adjustment("TEE", "west", Reason.RECEIPT, "seed", delta=west))
-    adjust_stock(uow, seed)
 
 
 def _west_sells(day: date) -> int:
@@ -66,10 +41,11 @@ def sold(tmp_path: Path) -> str:
     url = f"sqlite:///{tmp_path / 'f.db'}"
     upgrade(url)
     today = datetime.now(UTC).replace(hour=12, minute=0, second=0, microsecond=0)
-    clock = Clock(today - timedelta(days=HISTORY_DAYS + 1))
+    clock = Clock()
+    clock.now = today - timedelta(days=HISTORY_DAYS + 1)
     db = open_database(url, clock=clock)
     try:
-        db.run(partial(_world, west=160))
+        db.run(partial(_world, east=400, west=160))
         for n in range(HISTORY_DAYS):
             clock.now += timedelta(days=1)
             orders = [("w", LA)] * _west_sells(clock.now.date()) + [("e", NYC)]
@@ -143,7 +119,7 @@ def test_the_server_forecasts_by_itself_once_a_run_is_due(sold: str) -> None:
 
 @pytest.fixture
 def world(db: Database) -> Iterator[Database]:
-    db.run(_world)
+    db.run(partial(_world, east=400))
     yield db
 
 

@@ -22,23 +22,18 @@ not necessarily each alone.
 
 from __future__ import annotations
 
-import os
-import sys
-import threading
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-import highspy
 import numpy as np
 from ortools.graph.python import min_cost_flow  # type: ignore[import-untyped]
 
 from crossdock.positioning.demand import Distribution
 from crossdock.positioning.targets import Costs, stock_value, target, unit_value
+from crossdock.routing.solver import Program
 
 SCALE = 10_000  # min-cost flow works in integers: costs in 1/10,000 of a currency unit
-_quiet = threading.Lock()
-_banner_shown = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,19 +163,8 @@ def _flow(p: SkuProblem, lanes: Mapping[tuple[str, str], Lane]) -> dict[tuple[st
 def _milp(
     problems: Sequence[SkuProblem], lanes: Mapping[tuple[str, str], Lane], time_limit: float
 ) -> tuple[dict[tuple[str, str, str], int], bool]:
-    cost: list[float] = []
-    lower: list[float] = []
-    upper: list[float] = []
-    integer: list[bool] = []
-    rows: list[tuple[float, float, dict[int, float]]] = []
-
-    def column(c: float, hi: float, whole: bool, lo: float = 0.0) -> int:
-        cost.append(c)
-        lower.append(lo)
-        upper.append(hi)
-        integer.append(whole)
-        return len(cost) - 1
-
+    program = Program()
+    column, rows, upper = program.column, program.rows, program.upper
     used: dict[tuple[str, str], int] = {}  # lane -> its binary, when it has a fixed cost
     on_lane: dict[tuple[str, str], list[int]] = defaultdict(list)
     moves: dict[int, tuple[str, str, str]] = {}
@@ -229,76 +213,10 @@ def _milp(
             y = used[key] = column(lane.fixed_cost, 1.0, True)
             for x in xs:
                 rows.append((0.0, np.inf, {x: -1.0, y: upper[x]}))
-    values, optimal = _solve(cost, lower, upper, integer, rows, time_limit)
-    return {moves[x]: round(values[x]) for x in moves if round(values[x]) > 0}, optimal
-
-
-def _solve(
-    cost: list[float],
-    lower: list[float],
-    upper: list[float],
-    integer: list[bool],
-    rows: list[tuple[float, float, dict[int, float]]],
-    time_limit: float,
-) -> tuple[list[float], bool]:
-    h = _highs()
-    h.setOptionValue("output_flag", False)
-    h.setOptionValue("threads", 1)
-    h.setOptionValue("mip_rel_gap", 0.0)
-    h.setOptionValue("mip_abs_gap", 1e-7)
-    h.setOptionValue("time_limit", float(time_limit))
-    lp = highspy.HighsLp()
-    n = len(cost)
-    lp.num_col_ = n
-    lp.num_row_ = len(rows)
-    lp.col_cost_ = np.array(cost, dtype=np.float64)
-    lp.col_lower_ = np.array(lower, dtype=np.float64)
-    lp.col_upper_ = np.array(upper, dtype=np.float64)
-    lp.row_lower_ = np.array([r[0] for r in rows], dtype=np.float64)
-    lp.row_upper_ = np.array([r[1] for r in rows], dtype=np.float64)
-    by_column: list[list[tuple[int, float]]] = [[] for _ in range(n)]
-    for r, (_, _, terms) in enumerate(rows):
-        for c, v in terms.items():
-            by_column[c].append((r, v))
-    starts: list[int] = [0]
-    index: list[int] = []
-    value: list[float] = []
-    for entries in by_column:
-        for r, v in entries:
-            index.append(r)
-            value.append(v)
-        starts.append(len(index))
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
-    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.array(value, dtype=np.float64)
-    kinds = highspy.HighsVarType
-    lp.integrality_ = [kinds.kInteger if whole else kinds.kContinuous for whole in integer]
-    h.passModel(lp)
-    h.run()
-    optimal = h.getModelStatus() == highspy.HighsModelStatus.kOptimal
-    if not optimal and h.getInfo().primal_solution_status != 2:  # nothing feasible found in time
-        return [0.0] * n, False  # moving nothing is always feasible: every unit stays where it is
-    return list(h.getSolution().col_value), optimal
-
-
-def _highs() -> highspy.Highs:
-    """A HiGHS instance; the first in the process prints a banner whatever the options, which would
-    corrupt a command's JSON output, so it is made with standard output pointed at /dev/null."""
-    global _banner_shown
-    with _quiet:
-        if not _banner_shown:
-            sys.stdout.flush()
-            saved, sink = os.dup(1), os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(sink, 1)
-                highspy.Highs()  # type: ignore[no-untyped-call]
-            finally:
-                os.dup2(saved, 1)
-                os.close(saved)
-                os.close(sink)
-            _banner_shown = True
-    return highspy.Highs()  # type: ignore[no-untyped-call]
+    found = program.solve(abs_gap=1e-7, time_limit=time_limit)
+    if found is None:  # nothing feasible found in time: moving nothing always is
+        return {}, False
+    return {moves[x]: round(found.values[x]) for x in moves if round(found.values[x]) > 0}, found.optimal
 
 
 def _moves(
