@@ -264,7 +264,7 @@ def demo(
     raise typer.Exit(run(DemoOptions(orders=orders, concurrency=concurrency, keep=keep, seed=seed)))
 
 
-BENCHMARKS = ("ingest", "events", "auth", "sync", "flash-sale", "routing", "forecast")
+BENCHMARKS = ("ingest", "events", "auth", "sync", "flash-sale", "routing", "forecast", "positioning")
 
 
 @app.command()
@@ -289,6 +289,7 @@ def bench(
     from crossdock import flash_sale
     from crossdock.benchmarks import auth, events, ingest, report, routing, sync
     from crossdock.benchmarks import forecast as forecasting
+    from crossdock.benchmarks import positioning as positioning_bench
 
     if name not in BENCHMARKS:
         raise typer.BadParameter(f"unknown scenario {name!r}; one of {', '.join(BENCHMARKS)}")
@@ -300,6 +301,7 @@ def bench(
         "sync": sync,
         "flash-sale": flash_sale,
         "forecast": forecasting,
+        "positioning": positioning_bench,
     }
     scenario = scenarios.get(name, routing)
     with console.status(f"running benchmark {name}...") as status:
@@ -318,6 +320,8 @@ def bench(
             figures = forecasting.run(submission=m5_submission, step=status.update, parts=parts)
         elif name == "routing":  # in-process: decision latency, then policies replayed on two networks
             figures = routing.run()
+        elif name == "positioning":  # in-process: three positioning policies replayed on the real M5 demand
+            figures = positioning_bench.run(step=status.update)
         else:
             figures = auth.run(seconds=seconds)
     results = {"scenario": name, "machine": report.machine(), **figures}
