@@ -128,3 +128,29 @@ def test_routing_leaves_the_units_new_york_will_want(db: Database) -> None:
     assert quoted["allocations"][0]["node_id"] == "central"  # east's two units are New York's this week
     east = next(c for c in quoted["decision"]["candidates"] if c["node_ids"] == ["east"])
     assert east["parcels"][0]["opportunity"] > 0 and east["cost"] > quoted["decision"]["chosen"]["cost"]
+
+
+def test_stored_forecasts_take_the_place_of_the_recent_rate(db: Database) -> None:
+    from crossdock.domain.forecast import DailyForecast, ForecastRun
+    from crossdock.services.forecasts import save as save_run
+
+    def world(uow: Any) -> None:
+        catalog.put_sku(uow, Sku("TEE", "Tee", 300))
+        catalog.put_node(uow, _node("east", "07001", 40.58, -74.27))
+        catalog.put_node(uow, _node("central", "60601", 41.88, -87.62))
+        catalog.put_channel(uow, Channel("web", ChannelType.CUSTOM, "Web", ("east", "central")))
+        seed = [Adjustment("TEE", "east", Reason.RECEIPT, "seed", delta=3)]
+        adjust_stock(uow, [*seed, Adjustment("TEE", "central", Reason.RECEIPT, "seed", delta=50)])
+
+    db.submit(world).result()
+    nothing_sold = opportunity(**db.read(partial(snapshot, settings=LookAheadSettings())))
+    assert all(v == 0 for v in nothing_sold.values())
+    today = datetime.now(UTC).date()
+    days = [DailyForecast("TEE", "east", today + timedelta(days=i), "CrostonSBA", 2.0, {}) for i in range(28)]
+    run = ForecastRun("fcst_la", datetime.now(UTC), today - timedelta(days=90), today, 28, 1, 0.1, {}, days)
+    db.submit(partial(save_run, run=run)).result()
+    seen = db.read(partial(snapshot, settings=LookAheadSettings()))
+    assert seen["demand"].units == {("TEE", "node:east"): pytest.approx(14.0)}  # two a day over the week
+    values = opportunity(**seen)
+    assert values[("TEE", "east")] > 0  # the east's three units are wanted where they are
+    assert values[("TEE", "central")] == pytest.approx(0.0)  # plenty in Chicago

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -10,7 +11,13 @@ from typing import Any
 import structlog
 
 from crossdock.events.relay import Relay
-from crossdock.services.lookahead import LookAheadSettings, expected_demand, history_start, opportunity
+from crossdock.services.lookahead import (
+    LookAheadSettings,
+    expected_demand,
+    history_start,
+    opportunity,
+    with_forecasts,
+)
 
 log = structlog.get_logger()
 
@@ -36,7 +43,12 @@ class LookAhead:
 
 
 def snapshot(uow: Any, *, settings: LookAheadSettings) -> dict[str, Any]:
-    demand = expected_demand(uow.demand_since(history_start(uow.now, settings)), settings)
+    recent = expected_demand(uow.demand_since(history_start(uow.now, settings)), settings)
+    today = uow.now.date()
+    forecasts = uow.forecasts_of(
+        None, since=today, until=today + timedelta(days=math.ceil(settings.horizon / timedelta(days=1)))
+    )
+    demand = with_forecasts(recent, forecasts, uow.catalog(), settings)
     skus = sorted({sku for sku, _ in demand.units})
     weights = {sku: item.weight_grams for sku in skus if (item := uow.get_sku(sku)) is not None}
     return {

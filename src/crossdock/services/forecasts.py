@@ -42,7 +42,9 @@ class ForecastSettings:
 class ForecastStore(DemandStore, Protocol):
     def save_forecast_run(self, run: ForecastRun) -> None: ...
     def forecast_runs(self, limit: int) -> list[ForecastRun]: ...
-    def forecasts_of(self, skus: Sequence[str], since: date | None = None) -> list[DailyForecast]: ...
+    def forecasts_of(
+        self, skus: Sequence[str] | None, since: date | None = None, until: date | None = None
+    ) -> list[DailyForecast]: ...
 
 
 def snapshot(
@@ -151,8 +153,8 @@ def horizon_demand(
     today = uow.now.date()
     end = today + timedelta(days=math.ceil(horizon_days))
     daily: dict[tuple[str, str], list[DailyForecast]] = {}
-    for f in uow.forecasts_of(skus, since=today):
-        if f.node_id in wanted and f.day < end:
+    for f in uow.forecasts_of(skus, since=today, until=end):
+        if f.node_id in wanted:
             daily.setdefault((f.sku, f.node_id), []).append(f)
     out: dict[tuple[str, str], Distribution] = {}
     for key, days in daily.items():

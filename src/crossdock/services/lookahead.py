@@ -1,8 +1,9 @@
 """The look-ahead, run every so often: the value of each unit left at each node, from the stock there
 now and the demand expected per region until the next replenishment (routing/lookahead.py).
 
-Until forecasts per SKU and region exist, the expected demand is the recent rate: units ordered per
-SKU and destination region over the last weeks, scaled to the horizon. A region is a ZIP3 area in the
+The expected demand is the stored forecast where a SKU has one (each node's, as the demand of the
+area it serves), else the recent rate: units ordered per SKU and destination region over the last
+weeks, scaled to the horizon. A region is a ZIP3 area in the
 US (the unit USPS zones are charted in), else a country and the first two characters of its postal
 code; its location is the mean of the destinations seen there.
 """
@@ -17,6 +18,7 @@ from datetime import datetime, timedelta
 import orjson
 
 from crossdock.domain.catalog import Catalog
+from crossdock.domain.forecast import DailyForecast
 from crossdock.domain.order import ShipTo
 from crossdock.domain.position import Position
 from crossdock.routing.lookahead import opportunity_costs
@@ -64,6 +66,29 @@ def expected_demand(history: Iterable[tuple[str, str, int]], settings: LookAhead
         else:
             places[region] = to
     return Demand(dict(units), places)
+
+
+def with_forecasts(
+    recent: Demand, forecasts: Iterable[DailyForecast], catalog: Catalog, settings: LookAheadSettings
+) -> Demand:
+    """The demand expected per region, where SKUs have stored forecasts (services/forecasts.py) taken
+    from those instead of the recent rate: each node's forecast over the horizon, as demand in the
+    area the node serves (placed at the node). `forecasts`: the days of the horizon."""
+    days: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for f in forecasts:
+        if f.node_id in catalog.nodes:
+            days[f.sku, f.node_id].append(f.mean)
+    horizon = settings.horizon / timedelta(days=1)
+    units: dict[tuple[str, str], float] = {}
+    places = dict(recent.places)
+    for (sku, node_id), means in days.items():
+        node = catalog.nodes[node_id]
+        region = f"node:{node_id}"
+        units[sku, region] = sum(means) * horizon / len(means)
+        places[region] = ShipTo(node.postal_code, node.country, node.lat, node.lon)
+    forecast = {sku for sku, _ in units}
+    kept = {key: u for key, u in recent.units.items() if key[0] not in forecast}
+    return Demand(kept | units, places)
 
 
 def opportunity(

@@ -72,15 +72,25 @@ class ForecastTables(Sql):
             for r in rows
         ]
 
-    def forecasts_of(self, skus: Sequence[str], since: date | None = None) -> list[DailyForecast]:
-        """The stored forecasts of these SKUs, from `since` on, by SKU, node and day."""
-        if not skus:
+    def forecasts_of(
+        self, skus: Sequence[str] | None, since: date | None = None, until: date | None = None
+    ) -> list[DailyForecast]:
+        """The stored forecasts of these SKUs (None: all) for the days from `since` and before
+        `until`, by SKU, node and day."""
+        if skus is not None and not skus:
             return []
-        names, params = in_list("s", sorted(set(skus)))
-        sql = f"SELECT sku, node_id, day, model, mean, quantiles FROM forecasts WHERE sku IN {names}"
+        where: list[str] = ["1 = 1"]
+        params: dict[str, str] = {}
+        if skus is not None:
+            names, params = in_list("s", sorted(set(skus)))
+            where.append(f"sku IN {names}")
         if since is not None:
-            sql += " AND day >= :since"
+            where.append("day >= :since")
             params["since"] = since.isoformat()
+        if until is not None:
+            where.append("day < :until")
+            params["until"] = until.isoformat()
+        sql = f"SELECT sku, node_id, day, model, mean, quantiles FROM forecasts WHERE {' AND '.join(where)}"
         return [_daily(r) for r in self.all(sql + " ORDER BY sku, node_id, day", params)]
 
 
