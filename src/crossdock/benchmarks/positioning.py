@@ -264,7 +264,8 @@ def simulate(
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; one of {', '.join(POLICIES)}")
     if min(settings.review_days, settings.dc_lead_days, settings.transfer_lead_days, settings.minmax_check_days) < 1:
-        raise ValueError("review, lead times and checks are whole days, at least 1")  # arrivals land the next day on
+        # what is sent arrives from the next day on: a lead time of 0 would land after that day's receipts
+        raise ValueError("review, lead times and checks are whole days, at least 1")
     began = time.perf_counter()
     n_sku, n_node, n_day = demand.shape
     names = list(skus) if skus is not None else [f"SKU-{i}" for i in range(n_sku)]
