@@ -212,7 +212,6 @@ def plan_transfers(
     the stock as it is then."""
     skus, nodes, found = planned or rebalancing(uow, req)
     plan_id = new_id("plan")
-    _supersede(uow, skus, set(nodes), plan_id)
     proposed = [
         Transfer(
             transfer_id=new_id("tr"),
@@ -229,17 +228,17 @@ def plan_transfers(
         )
         for m in found.moves
     ]
+    chosen = [t for t in proposed if policy.approves(t)]
+    ledger = Ledger(uow)
+    ledger.lock(t.sku for t in chosen)  # SKUs before transfers, as every writer locks them
+    _supersede(uow, skus, set(nodes), plan_id)
     for t in proposed:
         _emit(uow, t, ev.TRANSFER_RECOMMENDED)
     uow.insert_transfers(proposed)
-    chosen = [t for t in proposed if policy.approves(t)]
-    if chosen:
-        ledger = Ledger(uow)
-        ledger.lock(t.sku for t in chosen)
-        for t in chosen:
-            if ledger.free(t.sku, t.from_node_id) >= t.quantity:  # else it waits for a person
-                _approve(uow, ledger, t, "auto-approved: within the policy's thresholds")
-        ledger.flush()
+    for t in chosen:
+        if ledger.free(t.sku, t.from_node_id) >= t.quantity:  # else it waits for a person
+            _approve(uow, ledger, t, "auto-approved: within the policy's thresholds")
+    ledger.flush()
     return proposed
 
 
@@ -272,6 +271,17 @@ def _get(uow: TransferStore, transfer_id: str) -> Transfer:
     return t
 
 
+def _locked(uow: TransferStore, transfer_id: str) -> tuple[Transfer, Ledger]:
+    """The transfer and a ledger holding its SKU, locked SKU first, then the transfer: the order
+    every writer keeps (a recount locks the SKU, then calls off the transfers it holds)."""
+    seen = uow.get_transfer(transfer_id)
+    if seen is None:
+        raise NotFound(f"no transfer {transfer_id}")
+    ledger = Ledger(uow)
+    ledger.lock([seen.sku])
+    return _get(uow, transfer_id), ledger
+
+
 def _approve(uow: TransferStore, ledger: Ledger, t: Transfer, note: str) -> None:
     t.check("approve", uow.now)
     before = transfer_view(t)
@@ -297,9 +307,7 @@ def _approve(uow: TransferStore, ledger: Ledger, t: Transfer, note: str) -> None
 def approve_transfer(uow: TransferStore, transfer_id: str, note: str = "") -> Transfer:
     """Holds the units at the source (409 when they are no longer free) and shows them inbound at
     the destination."""
-    t = _get(uow, transfer_id)
-    ledger = Ledger(uow)
-    ledger.lock([t.sku])
+    t, ledger = _locked(uow, transfer_id)
     _approve(uow, ledger, t, note)
     ledger.flush()
     return t
@@ -320,11 +328,9 @@ def _release(uow: TransferStore, ledger: Ledger, t: Transfer, note: str) -> None
 
 def cancel_transfer(uow: TransferStore, transfer_id: str, note: str = "") -> Transfer:
     """A proposal or an approved transfer not yet shipped; an approval's hold and inbound are given back."""
-    t = _get(uow, transfer_id)
+    t, ledger = _locked(uow, transfer_id)
     t.check("cancel")
     if t.status == TransferStatus.APPROVED:
-        ledger = Ledger(uow)
-        ledger.lock([t.sku])
         _release(uow, ledger, t, note)
         fill_backorders(uow, ledger, [t.sku])  # the units are free again at the source
         ledger.flush()
@@ -344,12 +350,10 @@ def cancel_for_recount(uow: TransferStore, ledger: Ledger, transfer_id: str) -> 
 def ship_transfer(uow: TransferStore, transfer_id: str, quantity: int | None = None, note: str = "") -> Transfer:
     """The units leave the source. Fewer than approved: the rest stays at the source, free again,
     and is no longer inbound at the destination."""
-    t = _get(uow, transfer_id)
+    t, ledger = _locked(uow, transfer_id)
     t.check("ship")
     shipped = t.ship_quantity(quantity)
     before = transfer_view(t)
-    ledger = Ledger(uow)
-    ledger.lock([t.sku])
     ledger.post(
         Movement(
             t.sku, t.from_node_id, Reason.TRANSFER_SHIPPED, t.transfer_id, d_on_hand=-shipped, d_reserved=-t.quantity
@@ -374,12 +378,10 @@ def ship_transfer(uow: TransferStore, transfer_id: str, quantity: int | None = N
 def receive_transfer(uow: TransferStore, transfer_id: str, quantity: int | None = None, note: str = "") -> Transfer:
     """What arrived goes on the destination's shelf; what was shipped and did not arrive is written
     off its inbound as `transfer_short`."""
-    t = _get(uow, transfer_id)
+    t, ledger = _locked(uow, transfer_id)
     t.check("receive")
     received = t.receive_quantity(quantity)
     before = transfer_view(t)
-    ledger = Ledger(uow)
-    ledger.lock([t.sku])
     if received:
         ledger.post(
             Movement(
