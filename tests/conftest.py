@@ -7,6 +7,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TypeVar
 
 import httpx
 import pytest
+import sqlalchemy
 import uvicorn
 
 from crossdock.api.app import create_app
@@ -21,8 +23,9 @@ from crossdock.client import ClientCredentials
 from crossdock.config import Settings
 from crossdock.localserver import NatsServer, free_port, nats_server_binary
 from crossdock.provisioning import create_client
+from crossdock.store.clock import to_text, utcnow
 from crossdock.store.database import Database, open_database
-from crossdock.store.migrate import upgrade
+from crossdock.store.migrate import sqlalchemy_url, upgrade
 
 _db_names = itertools.count()
 T = TypeVar("T")
@@ -32,33 +35,81 @@ R = TypeVar("R")
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[str]:
     pgserver = pytest.importorskip("pgserver")
+
     # Not under pytest's basetemp: another pytest session on this machine prunes old basetemps,
     # which would pull the data directory from under the running server.
     data = tempfile.mkdtemp(prefix="crossdock-pg-")
     srv = pgserver.get_server(data, cleanup_mode="stop")
+    # A throwaway server: no syncs to disk (nothing here survives a crash of the machine anyway, and
+    # a crash of a server process loses nothing without them); its shutdown would sync every test's
+    # database otherwise, which takes about a minute.
+    srv.psql("ALTER SYSTEM SET fsync = off; ALTER SYSTEM SET full_page_writes = off; SELECT pg_reload_conf();")
     yield srv.get_uri()
     srv.cleanup()
     shutil.rmtree(data, ignore_errors=True)
 
 
-def fresh_postgres(server_uri: str) -> str:
+def fresh_postgres(server_uri: str, template: str | None = None) -> str:
+    """A new database on the server: empty, or a copy of `template`."""
     import psycopg
 
     name = f"crossdock_{next(_db_names)}"
     with psycopg.connect(server_uri, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
-        conn.execute(f"CREATE DATABASE {name}")
+        conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
     return server_uri.replace("/postgres?", f"/{name}?", 1)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'crossdock.db'}"
-    else:
-        url = fresh_postgres(request.getfixturevalue("pg_server"))
-    upgrade(url)
+def _as_installed_now(url: str) -> str:
+    """A copy of a migrated template gets what an installation makes its own: a fresh disruption
+    token (caches keyed by it must never mix two databases up) and consumer places dated now."""
+    engine = sqlalchemy.create_engine(sqlalchemy_url(url))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("UPDATE disruption_version SET token = :t"), {"t": uuid.uuid4().hex})
+        conn.execute(sqlalchemy.text("UPDATE event_consumers SET updated_at = :at"), {"at": to_text(utcnow())})
+    engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def sqlite_template() -> Iterator[Path]:
+    """A migrated SQLite file, copied for each test (much quicker than migrating each time)."""
+    folder = Path(tempfile.mkdtemp(prefix="crossdock-template-"))
+    upgrade(f"sqlite:///{folder / 'template.db'}")
+    yield folder / "template.db"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: str) -> str:
+    """A migrated PostgreSQL database that each test's database is created from."""
+    url = fresh_postgres(pg_server)
+    upgrade(url)
+    return url.split("?")[0].rsplit("/", 1)[-1]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of each kind."""
+    if request.param == "sqlite":
+        path = tmp_path / "crossdock.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield _as_installed_now(f"sqlite:///{path}")
+        return
+    server = request.getfixturevalue("pg_server")
+    url = fresh_postgres(server, request.getfixturevalue("pg_template"))
+    yield _as_installed_now(url)
+    drop_postgres(server, url)
+
+
+def drop_postgres(server_uri: str, url: str) -> None:
+    """Drops a test's database when it is done: quick now, where deleting hundreds of them at the
+    end of the session takes most of a minute."""
+    import psycopg
+
+    name = url.split("?")[0].rsplit("/", 1)[-1]
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture
@@ -77,6 +128,7 @@ class LiveServer:
         self.database_url = database_url
         # Tests drive the API far above a real client's default rate limit; rate-limit tests set their own.
         settings.setdefault("rate_limit_default", "1000000/second")
+        settings.setdefault("forecast_seconds", 0)  # forecasting tests turn the periodic run on
         app = create_app(Settings(database_url=database_url, **settings))  # type: ignore[arg-type]
         client, secret = create_client(database_url, "tests", "admin")
         self.auth = ClientCredentials(client.client_id, secret)
