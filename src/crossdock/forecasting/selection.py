@@ -76,7 +76,9 @@ def forecast(
     parts: list[pd.DataFrame] = []
     rmsse: dict[str, float] = {}
     chosen_by: pd.Series = pd.Series(dtype=object)
+    # A series that never changed (or never sold) has no RMSSE scale: its errors count in units.
     scale = rmsse_scale(frame)
+    scale = scale.where(scale > 0, 1.0)
     if len(eligible):
         cv = baselines.backtest(eligible, history.freq, test, windows, models)
         if use_lgbm:
@@ -94,7 +96,7 @@ def forecast(
         per_series = np.sqrt(per_series.replace([np.inf, -np.inf], np.nan))
         rmsse = {n: float(per_series[n].mean()) for n in names}
         fallback = min(rmsse, key=lambda n: rmsse[n] if np.isfinite(rmsse[n]) else np.inf)
-        chosen_by = per_series.idxmin(axis=1, skipna=True).fillna(fallback)
+        chosen_by = per_series.dropna(how="all").idxmin(axis=1).reindex(per_series.index).fillna(fallback)
         chosen_by = chosen_by.reindex(long_enough).fillna(fallback)
         final = baselines.forecast(eligible, history.freq, horizon, models)
         if use_lgbm:
@@ -111,7 +113,7 @@ def forecast(
             for n in set(model_of):
                 e = errors[n][(cv_model == n) & np.isfinite(errors[n])]
                 z[n] = float(np.quantile(e, level)) if len(e) else 0.0
-            spread = part["model"].map(z).to_numpy() * np.sqrt(part["unique_id"].map(scale).fillna(0.0).to_numpy())
+            spread = part["model"].map(z).to_numpy() * np.sqrt(part["unique_id"].map(scale).fillna(1.0).to_numpy())
             part[quantile_column(level)] = part["yhat"] + spread
         parts.append(part)
     if len(short):
