@@ -86,6 +86,7 @@ def test_quantities_reach_a_channel_and_newest_wins(http: httpx.Client) -> None:
         server.__exit__()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the worker's clock, not the database
 def test_a_new_channel_is_synced_on_a_machine_just_booted(http: httpx.Client, monkeypatch: pytest.MonkeyPatch) -> None:
     """The monotonic clock starts near zero at boot: a first full sync must not wait for it to pass
     the reconciliation interval (an hour)."""
