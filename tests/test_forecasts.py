@@ -158,3 +158,14 @@ def test_a_newer_run_replaces_the_forecasts_of_its_series(world: Database) -> No
     assert view["run"]["run_id"] == "fcst_newer"
     west = next(n for n in view["nodes"] if n["node_id"] == "west")
     assert len(west["days"]) == 7 and west["total"] == pytest.approx(63.0)
+
+
+def test_a_run_with_nothing_sold_is_kept_and_forecasts_nothing(world: Database) -> None:
+    from crossdock.services.forecasts import ForecastSettings, latest_run, run_forecast
+
+    run = run_forecast(world, ForecastSettings(history_days=28))
+    assert run.series == 0 and run.days == [] and run.summary["models"] == {}
+    stored = world.read(latest_run)
+    assert stored is not None and stored.run_id == run.run_id  # the server waits its interval from it
+    view = world.read(partial(forecast_view, sku="TEE"))
+    assert view["run"]["series"] == 0 and view["nodes"] == []

@@ -456,8 +456,8 @@ def forecast_run(
     finally:
         db.close()
     if as_json:
-        typer.echo(json.dumps({"run": run_view(run) if run else None}))
-    elif run is None:
+        typer.echo(json.dumps({"run": run_view(run)}))
+    elif run.series == 0:
         console.print(f"nothing sold in the last {history_days} days: no forecast made")
     else:
         view = run_view(run)

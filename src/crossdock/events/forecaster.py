@@ -45,11 +45,9 @@ class Forecaster:
             return
         history, now = await relay.reading(partial(snapshot, settings=self.settings))
         run = await asyncio.to_thread(compute, history, self.settings, new_id("fcst"), now)
-        if run is None:
-            return
         await relay.write(partial(save, run=run))
         log.info("demand forecast", series=run.series, seconds=round(run.seconds, 1), models=run.summary["models"])
-        if self.plan is None:
+        if self.plan is None or run.series == 0:
             return
         try:
             planned = await relay.reading(partial(rebalancing, req=PLAN))

@@ -12,6 +12,7 @@ with no in-stock day has no observed demand: it draws none.
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,15 +21,14 @@ from statistics import fmean, pvariance
 TAIL = 1e-9  # survival below this counts as nothing: where a distribution's table ends
 
 
-class Distribution:
-    """Whole units of demand; subclasses give the probability of each count (`_pmf`) or the
-    cumulative probability (`_cdf`)."""
+class Distribution(ABC):
+    """Whole units of demand; each kind gives its cumulative probability (`_cdf`)."""
 
     mean: float
 
+    @abstractmethod
     def _cdf(self, k: int) -> float:
         """P(D <= k)."""
-        raise NotImplementedError
 
     def survival(self, k: int) -> float:
         """P(D >= k): the chance that a k-th unit held is sold."""
@@ -62,8 +62,9 @@ class _Tabulated(Distribution):
     mean: float
     _table: list[float] = field(default_factory=list, repr=False)
 
+    @abstractmethod
     def _log_pmf(self, k: int) -> float:
-        raise NotImplementedError
+        """log P(D = k)."""
 
     def _cdf(self, k: int) -> float:
         if k < 0:

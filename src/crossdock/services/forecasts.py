@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import partial
@@ -54,14 +54,17 @@ def snapshot(
     return demand_history(uow, settings.history_days, skus=skus), uow.now
 
 
-def compute(history: DemandHistory, settings: ForecastSettings, run_id: str, now: datetime) -> ForecastRun | None:
-    """The run over `history` (no database here); None when no series sold anything."""
+def compute(history: DemandHistory, settings: ForecastSettings, run_id: str, now: datetime) -> ForecastRun:
+    """The run over `history` (no database here). One where nothing sold forecasts no series, and is
+    kept all the same: it says when the history was last looked at."""
     started = time.perf_counter()
     rows = history.long_rows()
     sold = {uid for uid, _, units, _ in rows if units > 0}
     rows = [r for r in rows if r[0] in sold]
+    first, last = history.days[0], history.days[-1]
     if not rows:
-        return None
+        summary = {"models": {}, "backtest_rmsse": {}, "backtest_days": 0, "levels": list(settings.levels)}
+        return ForecastRun(run_id, now, first, last, settings.horizon_days, 0, time.perf_counter() - started, summary)
     import pandas as pd  # heavy: only when there is something to forecast
 
     from crossdock.forecasting.history import from_frame
@@ -81,7 +84,6 @@ def compute(history: DemandHistory, settings: ForecastSettings, run_id: str, now
         "backtest_days": result.backtest_horizon,
         "levels": list(settings.levels),
     }
-    first, last = history.days[0], history.days[-1]
     return ForecastRun(
         run_id, now, first, last, settings.horizon_days, len(sold), time.perf_counter() - started, summary, days
     )
@@ -100,12 +102,11 @@ class Jobs(Protocol):
 
 def run_forecast(
     db: Jobs, settings: ForecastSettings = ForecastSettings(), skus: Sequence[str] | None = None
-) -> ForecastRun | None:
-    """Reads the history, forecasts it and stores the run. None: nothing sold to forecast."""
+) -> ForecastRun:
+    """Reads the history, forecasts it and stores the run."""
     history, now = db.read(partial(snapshot, settings=settings, skus=skus))
     run = compute(history, settings, new_id("fcst"), now)
-    if run is not None:
-        db.run(partial(save, run=run))
+    db.run(partial(save, run=run))
     return run
 
 
@@ -142,27 +143,35 @@ def forecast_view(uow: ForecastStore, sku: str) -> dict[str, Any]:
     return {"sku": sku, "run": run_view(run) if run else None, "nodes": list(nodes.values())}
 
 
+def over_horizon(forecasts: Iterable[DailyForecast], horizon_days: float) -> dict[tuple[str, str], tuple[float, float]]:
+    """Demand over `horizon_days` per (SKU, node) from its daily forecasts of those days: (mean,
+    variance). Days are taken as independent: the mean adds up, and so does the variance, read per
+    day from the spread between the median and the 90% quantile (at least the mean, as for Poisson
+    demand). Days past the forecasts' end count at the rate of the days forecast."""
+    daily: dict[tuple[str, str], list[DailyForecast]] = {}
+    for f in forecasts:
+        daily.setdefault((f.sku, f.node_id), []).append(f)
+    out = {}
+    for key, days in daily.items():
+        scale = horizon_days / len(days)
+        mean = sum(d.mean for d in days) * scale
+        out[key] = (mean, sum(max(d.mean, _daily_spread(d) ** 2) for d in days) * scale)
+    return out
+
+
 def horizon_demand(
     uow: ForecastStore, skus: Sequence[str], nodes: Sequence[str], horizon_days: float
 ) -> dict[tuple[str, str], Distribution]:
     """Demand over the next `horizon_days` per (SKU, node) from the stored forecasts, where there are
-    any from today on. Days are taken as independent: the mean adds up, and so does the variance,
-    read per day from the spread between the median and the 90% quantile (at least the mean, as
-    for Poisson demand). Days past the forecasts' end count at the rate of the days forecast."""
+    any from today on (see `over_horizon`)."""
     wanted = set(nodes)
     today = uow.now.date()
     end = today + timedelta(days=math.ceil(horizon_days))
-    daily: dict[tuple[str, str], list[DailyForecast]] = {}
-    for f in uow.forecasts_of(skus, since=today, until=end):
-        if f.node_id in wanted:
-            daily.setdefault((f.sku, f.node_id), []).append(f)
-    out: dict[tuple[str, str], Distribution] = {}
-    for key, days in daily.items():
-        scale = horizon_days / len(days)
-        mean = sum(d.mean for d in days) * scale
-        variance = sum(max(d.mean, _daily_spread(d) ** 2) for d in days) * scale
-        out[key] = NegativeBinomial(mean, variance) if mean > 0 and variance > mean * (1 + 1e-9) else Poisson(mean)
-    return out
+    days = [f for f in uow.forecasts_of(skus, since=today, until=end) if f.node_id in wanted]
+    return {
+        key: NegativeBinomial(mean, variance) if mean > 0 and variance > mean * (1 + 1e-9) else Poisson(mean)
+        for key, (mean, variance) in over_horizon(days, horizon_days).items()
+    }
 
 
 def _daily_spread(f: DailyForecast) -> float:

@@ -22,6 +22,7 @@ from crossdock.domain.forecast import DailyForecast
 from crossdock.domain.order import ShipTo
 from crossdock.domain.position import Position
 from crossdock.routing.lookahead import opportunity_costs
+from crossdock.services.forecasts import over_horizon
 from crossdock.services.routing import DEFAULT_NETWORK, Network, destination_of
 from crossdock.store.clock import to_text
 
@@ -74,17 +75,13 @@ def with_forecasts(
     """The demand expected per region, where SKUs have stored forecasts (services/forecasts.py) taken
     from those instead of the recent rate: each node's forecast over the horizon, as demand in the
     area the node serves (placed at the node). `forecasts`: the days of the horizon."""
-    days: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for f in forecasts:
-        if f.node_id in catalog.nodes:
-            days[f.sku, f.node_id].append(f.mean)
-    horizon = settings.horizon / timedelta(days=1)
+    known = [f for f in forecasts if f.node_id in catalog.nodes]
     units: dict[tuple[str, str], float] = {}
     places = dict(recent.places)
-    for (sku, node_id), means in days.items():
+    for (sku, node_id), (mean, _) in over_horizon(known, settings.horizon / timedelta(days=1)).items():
         node = catalog.nodes[node_id]
         region = f"node:{node_id}"
-        units[sku, region] = sum(means) * horizon / len(means)
+        units[sku, region] = mean
         places[region] = ShipTo(node.postal_code, node.country, node.lat, node.lon)
     forecast = {sku for sku, _ in units}
     kept = {key: u for key, u in recent.units.items() if key[0] not in forecast}
