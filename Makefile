@@ -16,12 +16,13 @@ demo: $(STAMP)
 	$(BIN)/crossdock demo
 
 # Debian packages that some tests use when they are there (redis-server: the shared rate-limit
-# store; wrk: the benchmarks' load), installed when this runs as root on Debian, as CI does; the
+# store; wrk: the benchmarks' load; chromium: the browser tests, driven by Playwright, which never
+# downloads a browser of its own), installed when this runs as root on Debian, as CI does; the
 # tests skip them otherwise.
 sysdeps:
-	@{ command -v redis-server && command -v wrk; } >/dev/null || { [ "$$(id -u)" = 0 ] \
+	@{ command -v redis-server && command -v wrk && test -x /usr/bin/chromium; } >/dev/null || { [ "$$(id -u)" = 0 ] \
 		&& command -v apt-get >/dev/null && apt-get update -qq \
-		&& apt-get install -y -qq redis-server wrk >/dev/null; } || true
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server wrk chromium >/dev/null; } || true
 
 test: $(STAMP) sysdeps
 	$(BIN)/ruff check src tests bench
