@@ -16,7 +16,7 @@ from fastapi import FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from crossdock import __version__
+from crossdock import __version__, console
 from crossdock.api import docs, problems
 from crossdock.api.auth import ClientDirectory, Guard, document_security
 from crossdock.api.health import readiness
@@ -181,6 +181,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     problems.install(app)
     document_security(app)
     docs.install(app)
+    console.install(app)
     # In the order requests are matched: the busiest first.
     for module in (
         orders,

@@ -166,6 +166,15 @@ class Metrics:
         if not self.multiprocess:
             self.registry.register(self.business)
 
+    def holds_refused(self) -> float:
+        """Checkout holds refused for lack of stock since start (every API process, in multiprocess mode)."""
+        name = "crossdock_checkout_holds_refused_total"
+        if not self.multiprocess:
+            return self.registry.get_sample_value(name) or 0.0
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped in prometheus-client
+        return registry.get_sample_value(name) or 0.0
+
     def render(self) -> bytes:
         """The exposition text; blocking (database reads, and files in multiprocess mode)."""
         if not self.multiprocess:

@@ -23,11 +23,13 @@ SCOPES: dict[str, str] = {
     "webhooks:manage": "register and manage outbound webhook endpoints",
     "routing:read": "ask for routing quotes and explanations",
     "forecasts:read": "read demand forecasts and transfer plans",
+    "console:read": "sign in to the operations console and see every page of it",
+    "console:operate": "act in the console: approve or reject transfers, replay webhook messages",
     "admin": "everything: API clients, nodes, channels, signing keys, the audit log",
 }
 ADMIN = "admin"
 # Scopes that see or change every channel's data: never given to a client bound to one channel.
-ACROSS_CHANNELS = frozenset({"events:read", "webhooks:manage", ADMIN})
+ACROSS_CHANNELS = frozenset({"events:read", "webhooks:manage", "console:read", "console:operate", ADMIN})
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,3 +84,26 @@ def business_stats(uow: Any) -> BusinessStats:
         oldest = status["oldest_pending_at"]
         sync[channel_id] = (status["pending"], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
     return BusinessStats(by_status, open_lines, relay_state(uow, now), attempts, sync)
+
+
+def orders_per_minute(uow: Any, now: datetime, minutes: int) -> list[tuple[datetime, int]]:
+    """Orders taken in each of the last `minutes` whole minutes, oldest first, empty minutes as 0
+    (a range scan of `orders_by_created_at`)."""
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=minutes - 1)
+    rows = uow.all(
+        "SELECT SUBSTR(created_at, 1, 16), COUNT(*) FROM orders WHERE created_at >= :since GROUP BY 1",
+        {"since": to_text(start)},
+    )
+    counts = {str(minute): int(n) for minute, n in rows}
+    slots = [start + timedelta(minutes=i) for i in range(minutes)]
+    return [(t, counts.get(t.strftime("%Y-%m-%dT%H:%M"), 0)) for t in slots]
+
+
+def webhook_messages_by_status(uow: Any) -> dict[str, dict[str, int]]:
+    """Per endpoint, its messages not delivered at the first attempt, by status."""
+    counts: dict[str, dict[str, int]] = {}
+    for endpoint_id, status, n in uow.all(
+        "SELECT endpoint_id, status, COUNT(*) FROM webhook_messages GROUP BY endpoint_id, status"
+    ):
+        counts.setdefault(str(endpoint_id), {})[str(status)] = int(n)
+    return counts

@@ -1,0 +1,1 @@
+"""One module per console page: its routes, the read job behind it, its template's name."""
