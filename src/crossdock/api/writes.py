@@ -23,6 +23,7 @@ from crossdock.services.ports import IDEMPOTENCY_RETENTION, StoredResponse, Unit
 from crossdock.store.database import Database
 
 Outcome = tuple[int, Any]  # (HTTP status, JSON body)
+Applied = tuple[int, Any, bool]  # an outcome and whether it was an idempotent replay
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -46,9 +47,16 @@ async def read(request: Request, job: Callable[[UnitOfWork], Any]) -> Any:
 
 
 async def write(request: Request, body: BaseModel | None, job: Callable[[UnitOfWork], Outcome]) -> Response:
+    status, out, replayed = await apply(request, body, job)
+    return json_response(out, status, {"Idempotent-Replayed": "true"} if replayed else None)
+
+
+async def apply(request: Request, body: BaseModel | None, job: Callable[[UnitOfWork], Outcome]) -> Applied:
+    """Runs a write job on the write path (shed under load, idempotent under a key): its status,
+    its body and whether it was a replay. The API answers with JSON; the console renders a page."""
     key = request.headers.get("idempotency-key")
     who = actor(request)
-    run: Callable[[UnitOfWork], tuple[int, Any, bool]] = partial(_first_time, job)
+    run: Callable[[UnitOfWork], Applied] = partial(_first_time, job)
     slot = None
     if key is not None:
         if not 0 < len(key) <= 255:
@@ -61,8 +69,8 @@ async def write(request: Request, body: BaseModel | None, job: Callable[[UnitOfW
         outcome = asyncio.wrap_future(future)
         if not (await asyncio.wait([outcome], timeout=shedder(request).queue_seconds))[0] and future.cancel():
             raise Overloaded("the write queue is too long: not applied, try again")  # it will never run
-        status, out, replayed = await outcome
-    return json_response(out, status, {"Idempotent-Replayed": "true"} if replayed else None)
+        found: Applied = await outcome
+    return found
 
 
 def idempotency_scope(request: Request) -> str:
@@ -97,9 +105,9 @@ def _trace(request: Request) -> dict[str, str] | None:
 def _in_context(
     actor: Actor,
     trace: dict[str, str] | None,
-    job: Callable[[UnitOfWork], tuple[int, Any, bool]],
+    job: Callable[[UnitOfWork], Applied],
     uow: UnitOfWork,
-) -> tuple[int, Any, bool]:
+) -> Applied:
     """Sets who acts (for the audit log) and the trace context the job's events carry."""
     uow.actor = actor
     if trace:
@@ -107,14 +115,14 @@ def _in_context(
     return job(uow)
 
 
-def _first_time(job: Callable[[UnitOfWork], Outcome], uow: UnitOfWork) -> tuple[int, Any, bool]:
+def _first_time(job: Callable[[UnitOfWork], Outcome], uow: UnitOfWork) -> Applied:
     status, out = job(uow)
     return status, out, False
 
 
 def _idempotently(
     scope: str, key: str, digest: str, job: Callable[[UnitOfWork], Outcome], uow: UnitOfWork
-) -> tuple[int, Any, bool]:
+) -> Applied:
     """Runs the job once per key, in the job's own transaction; a repeat gets the stored answer."""
     if not uow.claim_idempotency_key(scope, key):  # another process runs the same key right now
         raise IdempotencyInFlight(f"a request with Idempotency-Key {key!r} is still in progress: retry shortly")

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
 from crossdock.console import pages, session
-from crossdock.console.web import PREFIX, NotAllowed, SignInNeeded, render, sign_in_redirect
+from crossdock.console.web import PREFIX, ActionRefused, NotAllowed, SignInNeeded, render, sign_in_redirect
 
 
 def install(app: FastAPI) -> None:
@@ -33,3 +33,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NotAllowed)
     async def not_allowed(request: Request, exc: NotAllowed) -> Response:
         return render(request, "refused.html", None, status=403, reason=str(exc))
+
+    @app.exception_handler(ActionRefused)
+    async def refused(request: Request, exc: ActionRefused) -> Response:
+        # Whatever the action meant to replace, the reason goes to the page's flash area.
+        response = render(request, "flash.html", None, status=exc.status, ok=False, message=str(exc))
+        response.headers.update({"HX-Retarget": "#flash", "HX-Reswap": "innerHTML"})
+        return response

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -23,8 +24,12 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from crossdock import __version__
 from crossdock.api.auth import Guard, Principal
+from crossdock.api.problems import KINDS
 from crossdock.api.tokens import InvalidToken, UnknownKey
+from crossdock.api.writes import Outcome, apply
 from crossdock.domain.clients import grants
+from crossdock.domain.errors import DomainError
+from crossdock.services.ports import UnitOfWork
 
 PREFIX = "/console"
 COOKIE = "crossdock_console"
@@ -41,6 +46,14 @@ class SignInNeeded(Exception):
 
 class NotAllowed(Exception):
     """Signed in, but the role does not allow this (403 page)."""
+
+
+class ActionRefused(Exception):
+    """The hub refused an operator's action: shown in the page's flash area, nothing changed."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +122,16 @@ async def acting_operator(request: Request) -> Operator:
     if not hmac.compare_digest(sent, who.csrf):
         raise NotAllowed("the page that sent this is not from this session: reload it")
     return who
+
+
+async def perform(request: Request, job: Callable[[UnitOfWork], Outcome]) -> Any:
+    """Runs an operator's action on the API's write path (shedding, audit, events alike) and
+    returns the job's body; a refusal (a DomainError) becomes ActionRefused."""
+    try:
+        _, out, _ = await apply(request, None, job)
+    except DomainError as e:
+        raise ActionRefused(e.detail, KINDS.get(e.kind, KINDS["invalid-request"])[0]) from None
+    return out
 
 
 def set_session(response: Response, request: Request, session: str) -> None:

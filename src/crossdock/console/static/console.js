@@ -125,6 +125,16 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    if (window.htmx) {
+      // A refused action answers 4xx with a flash saying why: show it, and do not log it as a
+      // script error (it is an answer, not a fault).
+      htmx.config.responseHandling = [
+        { code: "204", swap: false },
+        { code: "[23]..", swap: true },
+        { code: "4..", swap: true, error: false },
+        { code: "...", swap: false, error: true },
+      ];
+    }
     const csrf = document.querySelector('meta[name="console-csrf"]');
     if (csrf) {
       // Every htmx request of this page carries the session's CSRF token.
