@@ -229,7 +229,7 @@ def demo(
     orders: Annotated[int, typer.Option(min=1, help="Orders placed during the flash sale")] = 3000,
     concurrency: Annotated[int, typer.Option(min=1, max=512, help="Concurrent HTTP clients")] = 48,
     keep: Annotated[
-        bool, typer.Option("--keep", help="Leave the server running until Ctrl-C (to browse /docs)")
+        bool, typer.Option("--keep", help="Leave the server running until Ctrl-C and open its console in a browser")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic world and the sale")] = 42,
     scenario: Annotated[

@@ -18,6 +18,7 @@ import random
 import tempfile
 import time
 import uuid
+import webbrowser
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -609,6 +610,7 @@ class Outcome:
     tally: Tally
     proof: Proof
     events: EventsProof
+    operator: tuple[str, str]  # a console operator's client id and secret
 
     @property
     def ok(self) -> bool:
@@ -753,6 +755,8 @@ def render(console: Console, outcome: Outcome, options: DemoOptions, url: str, c
     else:
         console.print("[bold red]✘ Events check FAILED[/] (see the table above).")
     console.print()
+    console.print(f"console    {url}/console/")
+    console.print(f"           sign in as client {outcome.operator[0]} with secret {outcome.operator[1]} (an operator)")
     console.print(f"API docs   {url}/docs")
     console.print(f"OpenAPI    {url}/openapi.json")
     console.print(f"events     {url}/v1/events (AsyncAPI: {url}/asyncapi.json)")
@@ -762,7 +766,7 @@ def render(console: Console, outcome: Outcome, options: DemoOptions, url: str, c
     )
     console.print("           (an administrator of this demo; send it as Authorization: Bearer ...)")
     if not options.keep:
-        console.print("(the server stops now: run with --keep to leave it running and open these)")
+        console.print("(the server stops now: run with --keep to leave it running and open the console)")
 
 
 # -- putting it together --------------------------------------------------------------------------
@@ -792,6 +796,7 @@ def play(server: ServerProcess, options: DemoOptions, console: Console, receiver
     assert server.credentials is not None
     with Crossdock(server.base_url, *server.credentials) as admin:
         demo = admin.create_client({"name": "crossdock demo", "scopes": ["admin"], "rate_limits": UNLIMITED})
+        operator = admin.create_client({"name": "demo operator", "scopes": ["console:operate"]})
     with Crossdock(server.base_url, demo.client_id, demo.client_secret) as office, new_progress(console) as progress:
         seed_world(office, world, progress)
         subscription = subscribe(office, receiver)  # the sale's events, not the seeding's
@@ -801,7 +806,7 @@ def play(server: ServerProcess, options: DemoOptions, console: Console, receiver
         refresh_orders(office, tally)
         proof = prove(office, tally, world)
         events = prove_events(office, subscription)
-    return Outcome(world, tally, proof, events)
+    return Outcome(world, tally, proof, events, (operator.client_id, operator.client_secret))
 
 
 async def sale(
@@ -860,9 +865,9 @@ def run(options: DemoOptions, console: Console | None = None) -> int:
 
 
 def keep_serving(console: Console, server: ServerProcess) -> None:
-    console.print(
-        f"[bold]The server keeps running[/] at {server.base_url}: open {server.base_url}/docs. Ctrl-C stops it."
-    )
+    page = f"{server.base_url}/console/"
+    console.print(f"[bold]The server keeps running[/] at {server.base_url}: opening {page}. Ctrl-C stops it.")
+    webbrowser.open(page)  # where there is no browser this does nothing
     try:
         server.wait()
     except KeyboardInterrupt:
